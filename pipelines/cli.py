@@ -1,0 +1,63 @@
+"""`ssgan <stage>`: the command line. Errors print one line and exit non-zero."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipelines import evaluate, prepare, train
+from ssgan.checkpoint import ModelFileError
+from ssgan.config import ConfigError
+from ssgan.data.parquet import PreparedDataError
+from ssgan.data.splits import SplitError
+from ssgan.distributed import ClusterError
+
+# Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
+USER_ERRORS = (ConfigError, PreparedDataError, SplitError, ClusterError, ModelFileError, FileNotFoundError)
+
+STAGES = {
+    "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),
+    "train": (train, "train the semi-supervised GAN with Ray Train, log to MLflow (params: data, model, train)"),
+    "evaluate": (evaluate, "test metrics of the model selected on val -> metrics.json and MLflow (params: evaluate)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssgan", description="Semi-supervised GANs with Ray Train, MLflow and DVC. "
+                                     "Run the whole pipeline with `dvc repro`; each stage is also a subcommand.")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="{" + ",".join(STAGES) + "}")
+    for name, (module, help_text) in STAGES.items():
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """Ray wraps a worker's exception (sometimes twice); show the user the original."""
+    seen = {id(err)}
+    while True:
+        inner = getattr(err, "cause", None) or err.__cause__
+        if isinstance(getattr(err, "worker_failures", None), dict) and err.worker_failures:
+            inner = next(iter(err.worker_failures.values()))
+        if inner is None or id(inner) in seen:
+            return err
+        seen.add(id(inner))
+        err = inner
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    module, _ = STAGES[args.stage]
+    try:
+        module.run(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as err:
+        cause = _root_cause(err)
+        if not isinstance(cause, USER_ERRORS):
+            raise
+        message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        print(f"ssgan {args.stage}: error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""params.yaml and environment -> typed config and locations, for the stage entry points."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssgan.config import Config, ConfigError, from_mapping
+from ssgan.distributed import Cluster
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found; run from the project root or pass --params PATH")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return params
+
+
+def load_config(path: str | Path, sections: tuple[str, ...]) -> Config:
+    """Parse and check `sections` of the params file; the file may not hold unknown sections."""
+    return from_mapping(load_params(path), sections)
+
+
+def tracking_uri(root: Path) -> str:
+    """MLFLOW_TRACKING_URI, else a sqlite store in the project folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def artifact_root(root: Path) -> Path | None:
+    """New experiments keep artifacts under ./mlruns unless a tracking server decides."""
+    return None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlruns").resolve()
+
+
+def cluster(root: Path) -> Cluster:
+    """RAY_ADDRESS (else a local Ray), SSGAN_RAY_STORAGE (else ./.ray_results), SSGAN_MAX_FAILURES (else 0)."""
+    failures = os.environ.get("SSGAN_MAX_FAILURES", "0")
+    if not failures.isdigit():
+        raise ConfigError(f"SSGAN_MAX_FAILURES: got {failures!r}; allowed: an integer >= 0")
+    storage = os.environ.get("SSGAN_RAY_STORAGE") or str((root / ".ray_results").resolve())
+    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage, max_failures=int(failures))

@@ -1,0 +1,30 @@
+"""DVC stage `train`: params `data`, `model`, `train` + prepared splits -> models/, plots/train.csv, plots/samples.png."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines import params as P
+from ssgan import launch
+
+OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), run_info=Path("models/mlflow_run.json"),
+                              history=Path("plots/train.csv"), samples=Path("plots/samples.png"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=P.DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared splits (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = P.load_config(args.params, ("data", "model", "train"))
+    root = Path.cwd()
+    result = launch.train(cfg, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root))
+    print(f"[ssgan] trained ({cfg.train.mode}): best val_accuracy {result['val_accuracy']:.4f} at epoch "
+          f"{result['best_epoch']}; model {OUTPUTS.model}; MLflow run {result['run_id']}")
+
+
+if __name__ == "__main__":
+    from pipelines.cli import main
+
+    main(["train"])

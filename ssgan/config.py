@@ -1,0 +1,195 @@
+"""Typed, frozen configuration: one dataclass per params.yaml section.
+
+The library never reads params.yaml, argv or the environment; `pipelines/` parse them with
+`from_mapping` and pass the resulting objects in. Every check raises `ConfigError` whose
+message is one line naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+
+class ConfigError(ValueError):
+    """A params value that is unknown, mistyped or out of range."""
+
+
+def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["digits"] = "digits"
+    n_labeled_per_class: int = 5
+    val_size: int = 200
+    test_size: int = 400
+    seed: int = 0
+
+    def validate(self, s: str) -> None:
+        _require(self.n_labeled_per_class >= 1, f"{s}.n_labeled_per_class", "an integer >= 1", self.n_labeled_per_class)
+        _require(self.val_size >= 1, f"{s}.val_size", "an integer >= 1", self.val_size)
+        _require(self.test_size >= 1, f"{s}.test_size", "an integer >= 1", self.test_size)
+        _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: Literal["mlp"] = "mlp"
+    d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
+    g_hidden: tuple[int, ...] = (500, 500)
+    latent_dim: int = 100
+    input_noise: float = 0.3
+    hidden_noise: float = 0.5
+
+    def validate(self, s: str) -> None:
+        _require(len(self.d_hidden) >= 1 and min(self.d_hidden) >= 1, f"{s}.d_hidden", "a non-empty list of positive integers", self.d_hidden)
+        _require(len(self.g_hidden) >= 1 and min(self.g_hidden) >= 1, f"{s}.g_hidden", "a non-empty list of positive integers", self.g_hidden)
+        _require(self.latent_dim >= 1, f"{s}.latent_dim", "an integer >= 1", self.latent_dim)
+        _require(self.input_noise >= 0, f"{s}.input_noise", "a number >= 0", self.input_noise)
+        _require(self.hidden_noise >= 0, f"{s}.hidden_noise", "a number >= 0", self.hidden_noise)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    mode: Literal["ssgan", "supervised"] = "ssgan"
+    epochs: int = 20
+    # An epoch is this many optimizer steps; null means one pass over each worker's unlabeled shard.
+    steps_per_epoch: int | None = None
+    batch_size: int = 100
+    lr: float = 3e-3
+    beta1: float = 0.5
+    # Fraction of training (at the end) over which the learning rate decays linearly to 0.
+    lr_decay_fraction: float = 0.3
+    unsupervised_weight: float = 1.0
+    num_workers: int = 2
+    use_gpu: bool = False
+    seed: int = 0
+    sample_rows: int = 10  # rows of the generated-sample grid
+
+
+    def validate(self, s: str) -> None:
+        _require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
+        _require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"{s}.steps_per_epoch", "null or an integer >= 1", self.steps_per_epoch)
+        _require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
+        _require(self.lr > 0, f"{s}.lr", "a number > 0", self.lr)
+        _require(0 <= self.beta1 < 1, f"{s}.beta1", "a number in [0, 1)", self.beta1)
+        _require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
+        _require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
+        _require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
+        _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+        _require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = 1000
+
+    def validate(self, s: str) -> None:
+        _require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """Check `value` against a type hint; return it in the dataclass's own representation."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        _require(value in choices, key, " | ".join(map(str, choices)), value)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(key, inner, value)
+    if origin is tuple:
+        inner = typing.get_args(hint)[0]
+        _require(isinstance(value, (list, tuple)), key, f"a list of {inner.__name__}", value)
+        return tuple(_coerce(f"{key}[{i}]", inner, v) for i, v in enumerate(value))
+    if hint is bool:
+        _require(isinstance(value, bool), key, "true | false", value)
+        return value
+    if hint is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+        return value
+    if hint is float:
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
+        return float(value)
+    if hint is str:
+        _require(isinstance(value, str), key, "a string", value)
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def section_from_mapping(cls: type, values: Mapping[str, Any] | None, section: str) -> Any:
+    """Build one section's dataclass from a mapping; unknown keys and bad values are errors."""
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown key; allowed keys: {', '.join(known)}")
+    kwargs = {k: _coerce(f"{section}.{k}", hints[k], v) for k, v in values.items()}
+    obj = cls(**kwargs)
+    obj.validate(section)
+    return obj
+
+
+def from_mapping(params: Mapping[str, Any], sections: tuple[str, ...] = tuple(SECTIONS)) -> Config:
+    """Build a `Config` from a params mapping (e.g. a parsed params.yaml).
+
+    Only `sections` are parsed and checked; the others keep their defaults, so a stage reads
+    just the sections it depends on.
+    """
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"params: expected a mapping of sections, got {type(params).__name__}")
+    for name in params:
+        if name not in SECTIONS:
+            raise ConfigError(f"{name}: unknown params section; allowed sections: {', '.join(SECTIONS)}")
+    parsed = {}
+    for name in sections:
+        value = params.get(name)
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: expected a mapping of keys, got {type(value).__name__}")
+        parsed[name] = section_from_mapping(SECTIONS[name], value, name)
+    return Config(**parsed)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain, JSON-serialisable dict (tuples become lists)."""
+    return dataclasses.asdict(config, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+
+
+def from_dict(values: Mapping[str, Any]) -> Config:
+    """Inverse of `to_dict` for a whole `Config` (used to restore checkpoints)."""
+    return from_mapping(values)
+
+
+def flatten(config: Any) -> dict[str, Any]:
+    """`{"train.lr": 0.003, ...}`: the form MLflow params take."""
+    return _flatten_dict(to_dict(config))
+
+
+def _flatten_dict(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten_dict(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

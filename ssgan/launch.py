@@ -1,0 +1,68 @@
+"""The train stage: launch Ray training, then write the val-selected model, curves and samples, and log them to MLflow."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ssgan import metrics as M
+from ssgan import tracking
+from ssgan.checkpoint import atomic_save, model_from_payload
+from ssgan.config import Config, flatten
+from ssgan.data.parquet import SPLITS, describe
+from ssgan.distributed import Cluster, fit
+from ssgan.fileio import atomic_write, csv_bytes, json_bytes
+from ssgan.images import grid_png, to_uint8
+from ssgan.train import TrainJob
+
+# The MLflow model environment: what loading the logged models needs (and faster than inferring it).
+MODEL_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
+
+
+def check_prepared(data_dir: Path) -> None:
+    """Fail before Ray starts if a split is missing or unreadable (the error names the file)."""
+    for name in SPLITS:
+        describe(Path(data_dir) / f"{name}.parquet")
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    model: Path  # models/model.pt: the model selected on val
+    run_info: Path  # models/mlflow_run.json
+    history: Path  # plots/train.csv
+    samples: Path  # plots/samples.png
+
+
+def sample_grid(generator: torch.nn.Module, rows: int, cols: int, seed: int) -> bytes:
+    latent = generator.sample_latent(rows * cols, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = generator.eval()(latent).numpy()
+    return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
+
+
+def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
+          cluster: Cluster) -> dict:
+    """Train with Ray, then write the val-selected model, curves and samples and log them to MLflow."""
+    data_dir = Path(data_dir).resolve()
+    check_prepared(data_dir)
+    source = describe(data_dir / "val.parquet")[0]["source"]
+    run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
+                             tags={"ssgan.mode": cfg.train.mode})
+    try:
+        state = fit(TrainJob(cfg, str(data_dir), run), cluster, name=f"ssgan-{run.run_id}")
+        best = state["best"]
+        atomic_save(best, outputs.model)
+        model = model_from_payload(best)
+        columns = ["epoch", "step", *[m for m in M.EPOCH_METRICS if m in state["history"][0]]]
+        atomic_write(outputs.history, csv_bytes(state["history"], columns))
+        atomic_write(outputs.samples, sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes, cfg.train.seed))
+        atomic_write(outputs.run_info, json_bytes({"run_id": run.run_id, "experiment": run.experiment_name}))
+        tracking.log_artifact(run, outputs.samples)
+        tracking.log_artifact(run, outputs.history)
+        tracking.log_models(run, model, MODEL_REQUIREMENTS)
+    except BaseException:
+        tracking.end_run(run, "FAILED")
+        raise
+    tracking.end_run(run)
+    return {"run_id": run.run_id, "best_epoch": best["epoch"], M.VAL_ACCURACY: best["val_accuracy"]}

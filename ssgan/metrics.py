@@ -1,0 +1,48 @@
+"""Metric names (one name everywhere: code, MLflow, metrics.json, DVC plots, README) and classifier metrics."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+# Per-epoch training metrics, reported through Ray Train and logged to MLflow with step=epoch.
+LOSS_SUP = "loss_sup"
+LOSS_UNL = "loss_unl"
+LOSS_GEN = "loss_gen"
+VAL_ACCURACY = "val_accuracy"
+VAL_ERROR = "val_error"
+# Final metrics of the model selected on val, written by the evaluate stage.
+TEST_ACCURACY = "test_accuracy"
+TEST_ERROR = "test_error"
+BEST_EPOCH = "best_epoch"
+
+EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, VAL_ACCURACY, VAL_ERROR)
+
+
+def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1]."""
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def predict(classifier: nn.Module, images: np.ndarray, batch_size: int = 1000, device: torch.device | str = "cpu") -> np.ndarray:
+    """Class predictions in eval mode (no noise); restores the module's previous mode."""
+    was_training = classifier.training
+    classifier.eval()
+    preds = []
+    for start in range(0, len(images), batch_size):
+        logits, _ = classifier(to_tensor(images[start:start + batch_size], device))
+        preds.append(logits.argmax(dim=1).cpu().numpy())
+    classifier.train(was_training)
+    return np.concatenate(preds) if preds else np.empty(0, np.int64)
+
+
+def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        raise ValueError("accuracy of an empty set is undefined")
+    return float(np.mean(preds == labels))
+
+
+def confusion_matrix(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[true, predicted]."""
+    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(num_classes, num_classes)

@@ -1,0 +1,78 @@
+"""One optimisation step of the semi-supervised GAN: a D update, then a G update by feature matching.
+
+D and G may be DDP-wrapped. G's update runs through the *unwrapped* D with D's parameters frozen:
+D's gradients are not wanted there, and a second pass through the DDP wrapper before D's next
+backward would break DDP's gradient bucketing.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ssgan import losses
+
+
+@dataclass
+class Batch:
+    x_labeled: torch.Tensor
+    y_labeled: torch.Tensor
+    x_unlabeled: torch.Tensor
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the module itself)."""
+    return getattr(model, "module", model)
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def supervised_step(d: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch) -> dict[str, torch.Tensor]:
+    """The baseline: the same D and optimizer, labeled cross-entropy only."""
+    logits, _ = d(batch.x_labeled)
+    loss_sup = losses.supervised_ce(logits, batch.y_labeled)
+    opt_d.zero_grad(set_to_none=True)
+    loss_sup.backward()
+    opt_d.step()
+    return {"loss_sup": loss_sup.detach()}
+
+
+def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+               batch: Batch, unsupervised_weight: float) -> dict[str, torch.Tensor]:
+    n_lab, n_unl = len(batch.x_labeled), len(batch.x_unlabeled)
+    latent = unwrap(g).sample_latent(n_unl, device=batch.x_unlabeled.device)
+    with torch.no_grad():
+        fake = g(latent)
+    # One D forward over all three parts: D has no batch-dependent layers, and DDP wants one forward per backward.
+    logits, _ = d(torch.cat([batch.x_labeled, batch.x_unlabeled, fake]))
+    logits_lab, logits_unl, logits_fake = logits.split([n_lab, n_unl, n_unl])
+    loss_sup = losses.supervised_ce(logits_lab, batch.y_labeled)
+    loss_unl = losses.unsupervised_kplus1(logits_unl, logits_fake)
+    opt_d.zero_grad(set_to_none=True)
+    (loss_sup + unsupervised_weight * loss_unl).backward()
+    opt_d.step()
+
+    d_plain = unwrap(d)
+    with frozen(d_plain):
+        fake = g(unwrap(g).sample_latent(n_unl, device=batch.x_unlabeled.device))
+        _, features_fake = d_plain(fake)
+        with torch.no_grad():
+            _, features_real = d_plain(batch.x_unlabeled)
+        loss_gen = losses.feature_matching(features_real, features_fake)
+        opt_g.zero_grad(set_to_none=True)
+        loss_gen.backward()
+        opt_g.step()
+    return {"loss_sup": loss_sup.detach(), "loss_unl": loss_unl.detach(), "loss_gen": loss_gen.detach()}

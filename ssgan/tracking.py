@@ -1,0 +1,100 @@
+"""The only module that talks to MLflow.
+
+The driver opens one run per training (`start_run`); rank 0 logs per-epoch metrics into it by
+run id; the driver logs the selected models and sample grid when training ends; the evaluate
+stage adds test metrics to the same run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ssgan.checkpoint import LoadedModel
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a training's metrics go: picklable, so it travels to Ray workers."""
+    tracking_uri: str
+    run_id: str
+    experiment_name: str
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def start_run(tracking_uri: str, experiment_name: str, params: Mapping[str, Any], artifact_root: Path | None = None,
+              run_name: str | None = None, tags: Mapping[str, str] | None = None) -> RunRef:
+    """Create (or reuse) the experiment and open a run holding the flattened params."""
+    from mlflow.entities import Param
+
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+        experiment_id = client.create_experiment(experiment_name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+    return RunRef(tracking_uri, run.info.run_id, experiment_name)
+
+
+def log_metrics(ref: RunRef, metrics: Mapping[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    _client(ref.tracking_uri).log_batch(ref.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def log_artifact(ref: RunRef, path: Path, artifact_path: str | None = None) -> None:
+    _client(ref.tracking_uri).log_artifact(ref.run_id, str(path), artifact_path)
+
+
+def end_run(ref: RunRef, status: str = "FINISHED") -> None:
+    _client(ref.tracking_uri).set_terminated(ref.run_id, status=status)
+
+
+def run_exists(ref: RunRef) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client(ref.tracking_uri).get_run(ref.run_id)
+        return True
+    except MlflowException:
+        return False
+
+
+class Classifier(nn.Module):
+    """D without its feature output: images -> K class logits (what a served classifier returns)."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(x)[0]
+
+
+def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> None:
+    """Log the classifier (D) and the generator as MLflow PyTorch models (torch.export format)."""
+    import mlflow
+    import mlflow.pytorch
+
+    c, h, w = model.meta.image_shape
+    mlflow.set_tracking_uri(ref.tracking_uri)
+    with mlflow.start_run(run_id=ref.run_id):
+        classifier = Classifier(model.discriminator).eval()
+        mlflow.pytorch.log_model(classifier, name="classifier", input_example=torch.zeros(2, c, h, w).numpy(),
+                                 pip_requirements=pip_requirements)
+        latent = model.generator.sample_latent(2, generator=torch.Generator().manual_seed(0))
+        mlflow.pytorch.log_model(model.generator.eval(), name="generator", input_example=latent.numpy(),
+                                 pip_requirements=pip_requirements)
