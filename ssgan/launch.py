@@ -44,8 +44,8 @@ def sample_grid(generator: torch.nn.Module, rows: int, cols: int, seed: int) -> 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
           cluster: Cluster) -> dict:
     """Train with Ray, then write the val-selected model, curves and samples and log them to MLflow."""
+    check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
-    check_prepared(data_dir)
     source = describe(data_dir / "val.parquet")[0]["source"]
     run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
                              tags={"ssgan.mode": cfg.train.mode})

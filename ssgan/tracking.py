@@ -39,7 +39,7 @@ def start_run(tracking_uri: str, experiment_name: str, params: Mapping[str, Any]
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+        location = (Path(artifact_root) / experiment_name).resolve().as_uri() if artifact_root else None
         experiment_id = client.create_experiment(experiment_name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ssgan.config import Config, ConfigError, flatten, from_dict, from_mapping, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_yaml_parses():
+    cfg = from_mapping(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert cfg.data.source == "digits"
+    assert cfg.train.mode in ("ssgan", "supervised")
+
+
+def test_defaults_and_round_trip():
+    cfg = from_mapping({})
+    assert cfg == Config()
+    assert from_dict(to_dict(cfg)) == cfg
+    assert flatten(cfg)["train.lr"] == cfg.train.lr
+    assert flatten(cfg)["model.d_hidden"] == list(cfg.model.d_hidden)
+
+
+def test_lists_become_tuples_and_ints_floats():
+    cfg = from_mapping({"model": {"d_hidden": [8, 4]}, "train": {"lr": 1}})
+    assert cfg.model.d_hidden == (8, 4)
+    assert isinstance(cfg.train.lr, float)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"train": {"epoch": 3}}, "train.epoch: unknown key; allowed keys: mode, epochs"),
+    ({"trian": {}}, "trian: unknown params section"),
+    ({"train": {"epochs": "10"}}, "train.epochs: got '10'; allowed: an integer"),
+    ({"train": {"epochs": 0}}, "train.epochs: got 0; allowed: an integer >= 1"),
+    ({"train": {"mode": "semi"}}, "train.mode: got 'semi'; allowed: ssgan | supervised"),
+    ({"train": {"use_gpu": "yes"}}, "train.use_gpu: got 'yes'; allowed: true | false"),
+    ({"train": {"beta1": 1.0}}, "train.beta1: got 1.0; allowed: a number in [0, 1)"),
+    ({"train": {"num_workers": True}}, "train.num_workers: got True; allowed: an integer"),
+    ({"model": {"d_hidden": [8, "x"]}}, "model.d_hidden[1]: got 'x'"),
+    ({"model": {"d_hidden": []}}, "model.d_hidden: got (); allowed: a non-empty list"),
+    ({"data": {"source": "imagenet"}}, "data.source: got 'imagenet'; allowed: digits"),
+    ({"data": 3}, "data: expected a mapping"),
+])
+def test_bad_values_name_the_key(params, fragment):
+    with pytest.raises(ConfigError) as err:
+        from_mapping(params)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_only_requested_sections_are_checked():
+    cfg = from_mapping({"data": {"seed": 3}, "train": {"epochs": 0}}, sections=("data",))
+    assert cfg.data.seed == 3 and cfg.train == Config().train
+
+
+def test_config_is_frozen():
+    cfg = Config()
+    with pytest.raises(Exception):
+        cfg.train.epochs = 5  # type: ignore[misc]
