@@ -49,10 +49,23 @@ def _restore(checkpoint, d, g, opt_d, opt_g) -> dict[str, Any] | None:
     return state
 
 
+def _quiet_report_log() -> None:
+    """Ray Train 2.60 logs every report at INFO under a logger named by its *file path*, which
+    escapes RunConfig's LoggingConfig; silence that one logger so the per-epoch line stays readable."""
+    import logging
+
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # a Ray without that module logs differently
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    _quiet_report_log()
     job: TrainJob = loop_config["job"]
     cfg, tc = job.config, job.config.train
     ctx = ray.train.get_context()
