@@ -11,7 +11,7 @@ from ssgan import tracking
 from ssgan.checkpoint import atomic_save, model_from_payload
 from ssgan.config import Config, flatten
 from ssgan.data.parquet import SPLITS, describe
-from ssgan.distributed import Cluster, fit
+from ssgan.distributed import Cluster, check_resources, connect, fit
 from ssgan.fileio import atomic_write, csv_bytes, json_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.train import TrainJob
@@ -47,6 +47,8 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
     source = describe(data_dir / "val.parquet")[0]["source"]
+    connect(cluster)  # fail on missing resources before an MLflow run is opened
+    check_resources(cfg.train.num_workers, cfg.train.use_gpu)
     run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
                              tags={"ssgan.mode": cfg.train.mode})
     try:

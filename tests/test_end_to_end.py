@@ -87,3 +87,16 @@ def test_help_lists_subcommands():
     assert result.returncode == 0
     for stage in ("prepare", "train", "evaluate"):
         assert stage in result.stdout
+
+
+def test_more_workers_than_cpus_is_one_line_error(ray_local, project, prepared_dir, capsys):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["num_workers"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(prepared_dir)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("ssgan train: error: train.num_workers=3 needs 3 CPU(s); the Ray cluster has 2. "
+                   "Lower train.num_workers or add nodes (RAY_ADDRESS)")
+    assert not (project / "models").exists() and not (project / "mlflow.db").exists()
