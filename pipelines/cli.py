@@ -7,12 +7,13 @@ import sys
 from pipelines import evaluate, prepare, train
 from ssgan.checkpoint import ModelFileError
 from ssgan.config import ConfigError
+from ssgan.data.catalog import DataSourceError
 from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
 from ssgan.distributed import ClusterError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
-USER_ERRORS = (ConfigError, PreparedDataError, SplitError, ClusterError, ModelFileError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),

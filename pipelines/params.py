@@ -1,13 +1,14 @@
 """params.yaml and environment -> typed config and locations, for the stage entry points."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ssgan.config import Config, ConfigError, from_mapping
+from ssgan.config import Config, ConfigError, DataConfig, from_mapping
 from ssgan.distributed import Cluster
 
 DEFAULT_PARAMS = "params.yaml"
@@ -27,6 +28,13 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
 def load_config(path: str | Path, sections: tuple[str, ...]) -> Config:
     """Parse and check `sections` of the params file; the file may not hold unknown sections."""
     return from_mapping(load_params(path), sections)
+
+
+def data_config(path: str | Path) -> DataConfig:
+    """The `data` section; SSGAN_DATA_CACHE, when set, replaces data.cache_dir (a cache, so not a param DVC tracks)."""
+    data = load_config(path, ("data",)).data
+    cache = os.environ.get("SSGAN_DATA_CACHE")
+    return dataclasses.replace(data, cache_dir=cache) if cache else data
 
 
 def tracking_uri(root: Path) -> str:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipelines.params import DEFAULT_PARAMS, load_config
+from pipelines.params import DEFAULT_PARAMS, data_config
 from ssgan.data.prepare import prepare
 
 OUT_DIR = Path("data/prepared")
@@ -16,13 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    cfg = load_config(args.params, ("data",))
-    summary = prepare(cfg.data, args.out)
+    data = data_config(args.params)
+    summary = prepare(data, args.out)
     counts = ", ".join(f"{name} {s['total']}" for name, s in summary["splits"].items())
-    print(f"[ssgan] prepared {cfg.data.source} in {args.out}: {counts}")
+    print(f"[ssgan] prepared {data.source} in {args.out}: {counts}")
 
 
 if __name__ == "__main__":
     from pipelines.cli import main
 
-    main(["prepare"])
+    main(["prepare", *sys.argv[1:]])

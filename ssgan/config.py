@@ -22,19 +22,45 @@ def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
         raise ConfigError(f"{key}: got {value!r}; allowed: {allowed}")
 
 
+DataSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "idx", "image_folder", "parquet"]
+# Sources read from a user's `data.path` rather than from the package or a download.
+USER_SOURCES = ("idx", "image_folder", "parquet")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: Literal["digits"] = "digits"
+    source: DataSource = "digits"
+    path: str | None = None  # idx: a directory; image_folder: a directory; parquet: a file
     n_labeled_per_class: int = 5
+    # Total labels, spread evenly over the classes; when set it replaces n_labeled_per_class.
+    n_labeled: int | None = None
     val_size: int = 200
-    test_size: int = 400
+    test_size: int = 400  # only for sources without an official test set
     seed: int = 0
+    # Images are normalised to image_size x image_size x channels; null keeps the source's own.
+    image_size: int | None = None
+    channels: int | None = None
+    resize: bool = True  # false: an image of another size or channel count is an error
+    image_column: str = "image"  # parquet
+    label_column: str = "label"  # parquet; rows whose label is null are unlabeled
+    svhn_extra: bool = False  # svhn: add the 531k `extra` images to the train pool
+    cache_dir: str = "data/cache"  # downloads (pipelines may override it from the environment)
 
     def validate(self, s: str) -> None:
         _require(self.n_labeled_per_class >= 1, f"{s}.n_labeled_per_class", "an integer >= 1", self.n_labeled_per_class)
+        _require(self.n_labeled is None or self.n_labeled >= 1, f"{s}.n_labeled", "null or an integer >= 1", self.n_labeled)
         _require(self.val_size >= 1, f"{s}.val_size", "an integer >= 1", self.val_size)
         _require(self.test_size >= 1, f"{s}.test_size", "an integer >= 1", self.test_size)
         _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+        _require(self.image_size is None or 1 <= self.image_size <= 4096, f"{s}.image_size", "null or an integer in [1, 4096]", self.image_size)
+        _require(self.channels in (None, 1, 3) and not isinstance(self.channels, bool), f"{s}.channels", "null | 1 | 3", self.channels)
+        user = self.source in USER_SOURCES
+        _require((self.path is not None) == user, f"{s}.path", f"a path when data.source is {' | '.join(USER_SOURCES)}, else null", self.path)
+        if self.source in ("image_folder", "parquet"):
+            # Their images come in any size and mode, so the target must be stated.
+            _require(self.image_size is not None, f"{s}.image_size", f"an integer for data.source {self.source}", self.image_size)
+            _require(self.channels is not None, f"{s}.channels", f"1 | 3 for data.source {self.source}", self.channels)
+        _require(bool(self.cache_dir), f"{s}.cache_dir", "a non-empty directory path", self.cache_dir)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -36,28 +38,80 @@ class Split:
         return int(self.meta["num_classes"])
 
 
-def split_table(images: np.ndarray, labels: np.ndarray | None, index: np.ndarray, meta: dict) -> pa.Table:
-    """One split as an Arrow table; `labels=None` writes no label column at all (the unlabeled split)."""
+def _schema(row_bytes: int, with_labels: bool, meta: dict) -> pa.Schema:
+    fields = [pa.field("index", pa.int64()), pa.field("image", pa.binary(row_bytes))]
+    if with_labels:
+        fields.append(pa.field("label", pa.int64()))
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def _columns(images: np.ndarray, labels: np.ndarray | None, index: np.ndarray) -> dict[str, pa.Array]:
     n, row = len(images), int(np.prod(images.shape[1:]))
     flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(-1)
     image_col = pa.FixedSizeBinaryArray.from_buffers(pa.binary(row), n, [None, pa.py_buffer(flat)])
     columns = {"index": pa.array(index.astype(np.int64)), "image": image_col}
     if labels is not None:
         columns["label"] = pa.array(labels.astype(np.int64))
+    return columns
+
+
+def split_table(images: np.ndarray, labels: np.ndarray | None, index: np.ndarray, meta: dict) -> pa.Table:
+    """One split as an Arrow table; `labels=None` writes no label column at all (the unlabeled split)."""
     full_meta = {**meta, "shape": list(images.shape[1:])}
-    return pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(full_meta, sort_keys=True).encode()})
+    schema = _schema(int(np.prod(images.shape[1:])), labels is not None, full_meta)
+    return pa.table(_columns(images, labels, index), schema=schema)
 
 
-def write_splits(out_dir: Path, tables: dict[str, pa.Table], extra_files: dict[str, bytes]) -> None:
-    """Write every split (and small extra files) to a temp dir beside `out_dir`, then swap it in."""
+class SplitWriter:
+    """Appends rows to one split's Parquet file, a full row group at a time, holding at most one group in memory.
+
+    The files are identical to `pq.write_table(split_table(...), row_group_size=ROW_GROUP_SIZE)` of the
+    same rows, so streaming and in-memory preparation agree byte for byte.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], with_labels: bool, meta: dict) -> None:
+        self.shape, self.with_labels = tuple(shape), with_labels
+        self._schema = _schema(int(np.prod(shape)), with_labels, {**meta, "shape": list(shape)})
+        self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._pending: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
+        self._count = 0
+        self.rows = 0
+
+    def append(self, images: np.ndarray, labels: np.ndarray | None, index: np.ndarray) -> None:
+        if len(images):
+            self._pending.append((images, labels if self.with_labels else None, index))
+            self._count += len(images)
+        while self._count >= ROW_GROUP_SIZE:
+            self._flush(ROW_GROUP_SIZE)
+
+    def _flush(self, n: int) -> None:
+        images = np.concatenate([p[0] for p in self._pending])
+        index = np.concatenate([p[2] for p in self._pending])
+        labels = np.concatenate([p[1] for p in self._pending]) if self.with_labels else None
+        table = pa.table(_columns(images[:n], None if labels is None else labels[:n], index[:n]), schema=self._schema)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self.rows += n
+        rest = len(images) - n
+        self._pending = [(images[n:], None if labels is None else labels[n:], index[n:])] if rest else []
+        self._count = rest
+
+    def close(self) -> None:
+        if self._count:
+            self._flush(self._count)
+        if self.rows == 0:
+            # An empty split still gets its (empty) row group, as pq.write_table writes one.
+            self._writer.write_table(self._schema.empty_table())
+        self._writer.close()
+
+
+@contextmanager
+def staging(out_dir: Path) -> Iterator[Path]:
+    """A temp dir beside `out_dir` to write into; swapped in on success, removed on any failure."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        for name, table in tables.items():
-            pq.write_table(table, tmp / f"{name}.parquet", row_group_size=ROW_GROUP_SIZE, compression="zstd")
-        for name, data in extra_files.items():
-            (tmp / name).write_bytes(data)
+        yield tmp
         old = out_dir.with_name(f".{out_dir.name}.old")
         if out_dir.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -67,6 +121,15 @@ def write_splits(out_dir: Path, tables: dict[str, pa.Table], extra_files: dict[s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_splits(out_dir: Path, tables: dict[str, pa.Table], extra_files: dict[str, bytes]) -> None:
+    """Write every split (and small extra files) to a temp dir beside `out_dir`, then swap it in."""
+    with staging(out_dir) as tmp:
+        for name, table in tables.items():
+            pq.write_table(table, tmp / f"{name}.parquet", row_group_size=ROW_GROUP_SIZE, compression="zstd")
+        for name, data in extra_files.items():
+            (tmp / name).write_bytes(data)
 
 
 def _open(path: Path) -> pq.ParquetFile:

@@ -1,46 +1,48 @@
-"""Data sources: each returns a `Dataset` of uint8 HWC images, integer labels and class names."""
+"""The registry of data sources: `data.source` -> a function that builds the source's `Catalog`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from typing import Callable
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Dataset:
-    images: np.ndarray  # (N, H, W, C) uint8
-    labels: np.ndarray  # (N,) int64 in 0..K-1
-    class_names: tuple[str, ...]
-    source: str
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(f"{self.source}: images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
-            raise ValueError(f"{self.source}: {len(self.labels)} labels for {len(self.images)} images")
-        k = len(self.class_names)
-        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= k):
-            raise ValueError(f"{self.source}: labels must lie in 0..{k - 1}")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+from ssgan.config import DataConfig
+from ssgan.data import datasets, image_folder, user_parquet
+from ssgan.data.catalog import Catalog
+from ssgan.data.transform import fit_array, mismatch, target_shape
 
 
-def load_digits() -> Dataset:
+def load_digits(cfg: DataConfig) -> Catalog:
     """scikit-learn's embedded 8x8 digits (1797 images, no download); 0..16 rescaled to 0..255."""
     from sklearn.datasets import load_digits as _load
 
     raw = _load()
     images = np.rint(raw.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[..., None]
-    return Dataset(images, raw.target.astype(np.int64), tuple(str(n) for n in raw.target_names), "digits")
+    native = images.shape[1:]
+    target = target_shape(native, cfg.image_size, cfg.channels)
+    if not cfg.resize and target != native:
+        raise mismatch("digits", native, target)
+    checksum = hashlib.sha256(images.tobytes() + raw.target.astype(np.int64).tobytes()).hexdigest()
+    return Catalog("digits", raw.target.astype(np.int64), tuple(str(n) for n in raw.target_names), target,
+                   lambda: iter([fit_array(images, target, cfg.resize, "digits")]),
+                   {"sklearn digits (images, labels)": f"sha256:{checksum}"})
 
 
-SOURCES = {"digits": load_digits}
+SOURCES: dict[str, Callable[[DataConfig], Catalog]] = {
+    "digits": load_digits,
+    "mnist": datasets.mnist_like,
+    "fashion_mnist": datasets.mnist_like,
+    "cifar10": datasets.cifar10,
+    "svhn": datasets.svhn_sets,
+    "idx": datasets.idx_dir,
+    "image_folder": image_folder.catalog,
+    "parquet": user_parquet.catalog,
+}
 
 
-def load(source: str) -> Dataset:
+def load(cfg: DataConfig) -> Catalog:
     try:
-        return SOURCES[source]()
+        build = SOURCES[cfg.source]
     except KeyError:
-        raise ValueError(f"data.source: unknown source {source!r}; available: {', '.join(SOURCES)}") from None
+        raise ValueError(f"data.source: unknown source {cfg.source!r}; available: {', '.join(SOURCES)}") from None
+    return build(cfg)

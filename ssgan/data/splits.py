@@ -1,7 +1,8 @@
-"""Seeded, stratified splits into labeled / unlabeled / val / test index sets (pure numpy)."""
+"""Seeded, stratified splits into labeled / unlabeled / val / test index sets (pure numpy, labels only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -31,6 +32,13 @@ def proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
     return counts
 
 
+def balanced_counts(num_classes: int, total: int) -> np.ndarray:
+    """`total` labels spread evenly over the classes; the remainder goes to the lowest classes."""
+    counts = np.full(num_classes, total // num_classes, np.int64)
+    counts[: total % num_classes] += 1
+    return counts
+
+
 def stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw counts[k] indices of class k from `pool` (sorted output, so the result is order-independent)."""
     taken = []
@@ -40,27 +48,53 @@ def stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rn
     return np.sort(np.concatenate(taken)) if taken else np.empty(0, np.int64)
 
 
-def make_splits(labels: np.ndarray, num_classes: int, n_labeled_per_class: int, val_size: int, test_size: int, seed: int) -> Splits:
-    """Stratified hold-out test and val sets, then `n_labeled_per_class` per class from the rest.
+def make_splits(labels: np.ndarray, num_classes: int, n_labeled_per_class: int, val_size: int, test_size: int, seed: int,
+                *, n_labeled: int | None = None, official_test: np.ndarray | None = None,
+                class_names: Sequence[str] | None = None, class_paths: Sequence[str] | None = None) -> Splits:
+    """Test set (the source's own, else a stratified hold-out), a stratified val set, then the labeled examples.
 
-    The unlabeled split is the remainder of the train pool: every example lands in exactly one split.
+    Labels < 0 mark images that come without a label: they can only be unlabeled. The unlabeled split is
+    everything else of the train pool, so every example lands in exactly one split.
     """
     rng = np.random.default_rng(seed)
-    everything = np.arange(len(labels))
-    sizes = np.bincount(labels, minlength=num_classes)
-    if val_size + test_size + n_labeled_per_class * num_classes >= len(labels):
-        raise SplitError(
-            f"data: val_size ({val_size}) + test_size ({test_size}) + n_labeled_per_class*K "
-            f"({n_labeled_per_class}*{num_classes}) must leave unlabeled data out of {len(labels)} examples; lower them")
-    test = stratified_take(labels, everything, proportional_counts(sizes, test_size), rng)
-    rest = np.setdiff1d(everything, test)
+    holdout = official_test is None or not official_test.any()
+    in_test = np.zeros(len(labels), bool) if holdout else official_test
+    candidates = np.flatnonzero((labels >= 0) & ~in_test)
+    extra_unlabeled = np.flatnonzero((labels < 0) & ~in_test)
+    per_class = balanced_counts(num_classes, n_labeled) if n_labeled is not None else np.full(num_classes, n_labeled_per_class)
+    labels_key = f"n_labeled ({n_labeled})" if n_labeled is not None else f"n_labeled_per_class*K ({n_labeled_per_class}*{num_classes})"
+    needed = val_size + (test_size if holdout else 0) + int(per_class.sum())
+    if needed > len(candidates) or (needed == len(candidates) and not len(extra_unlabeled)):
+        test_part = f" + test_size ({test_size})" if holdout else ""
+        raise SplitError(f"data: val_size ({val_size}){test_part} + {labels_key} must leave unlabeled data out of "
+                         f"{len(candidates)} examples; lower them")
+    sizes = np.bincount(labels[candidates], minlength=num_classes)
+    if holdout:
+        test = stratified_take(labels, candidates, proportional_counts(sizes, test_size), rng)
+        rest = np.setdiff1d(candidates, test)
+    else:
+        test, rest = np.flatnonzero(in_test), candidates
     val = stratified_take(labels, rest, proportional_counts(np.bincount(labels[rest], minlength=num_classes), val_size), rng)
     pool = np.setdiff1d(rest, val)
     pool_sizes = np.bincount(labels[pool], minlength=num_classes)
-    short = np.flatnonzero(pool_sizes <= n_labeled_per_class)
+    short = np.flatnonzero(pool_sizes < per_class)
     if len(short):
         k = int(short[0])
-        raise SplitError(f"data.n_labeled_per_class: class {k} has only {pool_sizes[k]} training examples; use fewer labels per class")
-    labeled = stratified_take(labels, pool, np.full(num_classes, n_labeled_per_class), rng)
-    unlabeled = np.setdiff1d(pool, labeled)
+        raise SplitError(_short_class_message(k, labels, test, val, sizes, per_class, holdout, n_labeled, class_names, class_paths))
+    labeled = stratified_take(labels, pool, per_class, rng)
+    unlabeled = np.union1d(np.setdiff1d(pool, labeled), extra_unlabeled)
     return Splits(labeled=labeled, unlabeled=unlabeled, val=val, test=test)
+
+
+def _short_class_message(k: int, labels: np.ndarray, test: np.ndarray, val: np.ndarray, sizes: np.ndarray, per_class: np.ndarray,
+                         holdout: bool, n_labeled: int | None, class_names, class_paths) -> str:
+    if class_paths:
+        where = f"class folder {class_paths[k]}"
+    else:
+        name = class_names[k] if class_names else str(k)
+        where = f"class {k}" + ("" if name == str(k) else f" ({name})")
+    key = "n_labeled" if n_labeled is not None else "n_labeled_per_class"
+    shares = f"{key} ({per_class[k]}) + its val share ({int(np.sum(labels[val] == k))})"
+    if holdout:
+        shares += f" + its test share ({int(np.sum(labels[test] == k))})"
+    return f"data.{key}: {where} has only {sizes[k]} examples, fewer than {shares}; use fewer labels or add examples"
