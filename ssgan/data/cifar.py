@@ -26,6 +26,7 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes at pickle protocol 2
 }
 
 

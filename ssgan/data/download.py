@@ -53,7 +53,7 @@ def fetch(remote: Remote, cache_dir: Path, opener: Callable = urllib.request.url
         if got != expected:
             raise _mismatch(str(dest), algorithm, got, expected, "delete it to download it again")
         return dest
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in remote.urls:
         try:
