@@ -65,7 +65,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["mlp"] = "mlp"
+    arch: Literal["mlp", "conv"] = "mlp"
+    generator_loss: Literal["feature_matching", "minimax"] = "feature_matching"
+    # G takes a class and is trained so that D classifies its samples as that class.
+    conditional_generator: bool = False
     d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
     g_hidden: tuple[int, ...] = (500, 500)
     latent_dim: int = 100
@@ -92,6 +95,8 @@ class TrainConfig:
     # Fraction of training (at the end) over which the learning rate decays linearly to 0.
     lr_decay_fraction: float = 0.3
     unsupervised_weight: float = 1.0
+    # D's weights are averaged with this decay for evaluation and the saved classifier (0: off).
+    ema_decay: float = 0.999
     num_workers: int = 2
     use_gpu: bool = False
     seed: int = 0
@@ -106,6 +111,7 @@ class TrainConfig:
         _require(0 <= self.beta1 < 1, f"{s}.beta1", "a number in [0, 1)", self.beta1)
         _require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
         _require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
+        _require(0 <= self.ema_decay < 1, f"{s}.ema_decay", "a number in [0, 1)", self.ema_decay)
         _require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
         _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
         _require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)

@@ -34,10 +34,17 @@ class TrainOutputs:
     samples: Path  # plots/samples.png
 
 
-def sample_grid(generator: torch.nn.Module, rows: int, cols: int, seed: int) -> bytes:
-    latent = generator.sample_latent(rows * cols, generator=torch.Generator().manual_seed(seed))
+def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: int) -> bytes:
+    """A conditional G gets one row per class; an unconditional one `rows` rows of `num_classes` samples."""
+    rng = torch.Generator().manual_seed(seed)
+    if generator.num_classes:
+        cols = rows
+        rows, y = num_classes, torch.arange(num_classes).repeat_interleave(cols)
+    else:
+        cols, y = num_classes, None
+    latent = generator.sample_latent(rows * cols, generator=rng)
     with torch.no_grad():
-        images = generator.eval()(latent).numpy()
+        images = generator.eval()(latent, y).numpy()
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
 
 

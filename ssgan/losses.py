@@ -36,3 +36,9 @@ def linear_decay(step: int, total_steps: int, decay_fraction: float) -> float:
         return 1.0
     remaining = total_steps - step
     return float(min(1.0, max(0.0, remaining / decay_steps)))
+
+
+def generator_nonsaturating(logits_fake: torch.Tensor) -> torch.Tensor:
+    """-E[log D(G(z))], the non-saturating form of the minimax game: softplus(s) - s with s = LSE(l)."""
+    lse = torch.logsumexp(logits_fake, dim=1)
+    return (F.softplus(lse) - lse).mean()

@@ -1,4 +1,4 @@
-"""One optimisation step of the semi-supervised GAN: a D update, then a G update by feature matching.
+"""One optimisation step of the semi-supervised GAN: a D update, then a G update.
 
 D and G may be DDP-wrapped. G's update runs through the *unwrapped* D with D's parameters frozen:
 D's gradients are not wanted there, and a second pass through the DDP wrapper before D's next
@@ -21,6 +21,12 @@ class Batch:
     x_labeled: torch.Tensor
     y_labeled: torch.Tensor
     x_unlabeled: torch.Tensor
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    unsupervised_weight: float = 1.0
+    generator_loss: str = "feature_matching"  # or "minimax"
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -50,28 +56,39 @@ def supervised_step(d: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch) ->
     return {"loss_sup": loss_sup.detach()}
 
 
+def _generate(g: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    plain = unwrap(g)
+    y = plain.sample_classes(n, device=device)
+    return g(plain.sample_latent(n, device=device), y), y
+
+
 def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
-               batch: Batch, unsupervised_weight: float) -> dict[str, torch.Tensor]:
+               batch: Batch, options: StepOptions) -> dict[str, torch.Tensor]:
     n_lab, n_unl = len(batch.x_labeled), len(batch.x_unlabeled)
-    latent = unwrap(g).sample_latent(n_unl, device=batch.x_unlabeled.device)
+    device = batch.x_unlabeled.device
     with torch.no_grad():
-        fake = g(latent)
+        fake, _ = _generate(g, n_unl, device)
     # One D forward over all three parts: D has no batch-dependent layers, and DDP wants one forward per backward.
     logits, _ = d(torch.cat([batch.x_labeled, batch.x_unlabeled, fake]))
     logits_lab, logits_unl, logits_fake = logits.split([n_lab, n_unl, n_unl])
     loss_sup = losses.supervised_ce(logits_lab, batch.y_labeled)
     loss_unl = losses.unsupervised_kplus1(logits_unl, logits_fake)
     opt_d.zero_grad(set_to_none=True)
-    (loss_sup + unsupervised_weight * loss_unl).backward()
+    (loss_sup + options.unsupervised_weight * loss_unl).backward()
     opt_d.step()
 
     d_plain = unwrap(d)
     with frozen(d_plain):
-        fake = g(unwrap(g).sample_latent(n_unl, device=batch.x_unlabeled.device))
-        _, features_fake = d_plain(fake)
-        with torch.no_grad():
-            _, features_real = d_plain(batch.x_unlabeled)
-        loss_gen = losses.feature_matching(features_real, features_fake)
+        fake, y_fake = _generate(g, n_unl, device)
+        logits_fake, features_fake = d_plain(fake)
+        if options.generator_loss == "minimax":
+            loss_gen = losses.generator_nonsaturating(logits_fake)
+        else:
+            with torch.no_grad():
+                _, features_real = d_plain(batch.x_unlabeled)
+            loss_gen = losses.feature_matching(features_real, features_fake)
+        if y_fake is not None:  # a conditional G is also asked to make samples D puts in class y
+            loss_gen = loss_gen + losses.supervised_ce(logits_fake, y_fake)
         opt_g.zero_grad(set_to_none=True)
         loss_gen.backward()
         opt_g.step()

@@ -84,17 +84,30 @@ class Classifier(nn.Module):
         return self.discriminator(x)[0]
 
 
+class GeneratorFromInput(nn.Module):
+    """G with one input tensor: uniform noise, followed for a conditional G by a one-hot class."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator.net(z).view(-1, *self.generator.image_shape)
+
+
 def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> None:
     """Log the classifier (D) and the generator as MLflow PyTorch models (torch.export format)."""
     import mlflow
     import mlflow.pytorch
 
     c, h, w = model.meta.image_shape
+    g = model.generator.eval()
+    latent = g.sample_latent(2, generator=torch.Generator().manual_seed(0))
+    if g.num_classes:
+        latent = torch.cat([latent, torch.eye(g.num_classes)[:2]], dim=1)
     mlflow.set_tracking_uri(ref.tracking_uri)
     with mlflow.start_run(run_id=ref.run_id):
-        classifier = Classifier(model.discriminator).eval()
-        mlflow.pytorch.log_model(classifier, name="classifier", input_example=torch.zeros(2, c, h, w).numpy(),
-                                 pip_requirements=pip_requirements)
-        latent = model.generator.sample_latent(2, generator=torch.Generator().manual_seed(0))
-        mlflow.pytorch.log_model(model.generator.eval(), name="generator", input_example=latent.numpy(),
+        mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
+                                 input_example=torch.zeros(2, c, h, w).numpy(), pip_requirements=pip_requirements)
+        mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
                                  pip_requirements=pip_requirements)

@@ -1,22 +1,26 @@
-"""The per-worker training loop run by Ray Train on every rank. It knows nothing of Tune or MLflow runs."""
+"""The per-worker training loop. It knows nothing of Tune or MLflow runs, and reaches Ray Train
+only through a `Session`, so the same loop runs in-process (benchmarks, tests) without Ray.
+"""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ssgan import losses
 from ssgan.batches import WorkerData, batch_stream
 from ssgan.checkpoint import load_training_state
 from ssgan.config import Config
 from ssgan.data.parquet import read_split
-from ssgan.models import build_models
+from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
-from ssgan.step import ssgan_step, supervised_step, unwrap
+from ssgan.step import StepOptions, ssgan_step, supervised_step, unwrap
 from ssgan.tracking import RunRef
 
 
@@ -28,6 +32,37 @@ class TrainJob:
     run: RunRef | None = None
 
 
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module: ...
+    def restore(self) -> contextlib.AbstractContextManager[Path | None]: ...
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None: ...
+
+
+class LocalSession:
+    """One in-process worker: keeps every report and the last training state in memory."""
+
+    def __init__(self) -> None:
+        self.rank, self.world_size, self.device = 0, 1, torch.device("cpu")
+        self.reports: list[dict[str, float]] = []
+        self.state: dict[str, Any] | None = None
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    @contextlib.contextmanager
+    def restore(self) -> Iterator[Path | None]:
+        yield None
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        self.reports.append(metrics)
+        if checkpoint_dir is not None:
+            self.state = load_training_state(checkpoint_dir)
+
+
 def _mean_across_ranks(stats: dict[str, float], device: torch.device) -> dict[str, float]:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return stats
@@ -37,16 +72,105 @@ def _mean_across_ranks(stats: dict[str, float], device: torch.device) -> dict[st
     return dict(zip(keys, (t / dist.get_world_size()).tolist()))
 
 
-def _restore(checkpoint, d, g, opt_d, opt_g) -> dict[str, Any] | None:
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as directory:
-        state = load_training_state(Path(directory))
-    unwrap(d).load_state_dict(state["discriminator"])
-    unwrap(g).load_state_dict(state["generator"])
-    opt_d.load_state_dict(state["opt_d"])
-    opt_g.load_state_dict(state["opt_g"])
-    return state
+def run_training(job: TrainJob, session: Session) -> None:
+    cfg, tc = job.config, job.config.train
+    rank, world, device = session.rank, session.world_size, session.device
+    torch.manual_seed(tc.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
+    data = WorkerData.load(Path(job.data_dir), rank, world)
+    d, g = build_models(cfg.model, data.meta.image_shape, data.meta.num_classes)
+    d, g = d.to(device), g.to(device)
+    rng = np.random.default_rng([tc.seed, rank])
+    batches = batch_stream(data, tc.batch_size, rng, device)
+    first = next(batches)
+    data_dependent_init(d, torch.cat([first.x_labeled, first.x_unlabeled]))
+    data_dependent_init(g, g.sample_latent(len(first.x_unlabeled), device=device),
+                        g.sample_classes(len(first.x_unlabeled), device=device))
+    d, g = session.prepare_model(d), session.prepare_model(g)
+    ema = AveragedModel(unwrap(d), multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay > 0 else None
+    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
+
+    with session.restore() as directory:
+        state = load_training_state(directory) if directory else None
+    if state:
+        unwrap(d).load_state_dict(state["discriminator"])
+        unwrap(g).load_state_dict(state["generator"])
+        opt_d.load_state_dict(state["opt_d"])
+        opt_g.load_state_dict(state["opt_g"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+    done = state["epoch"] if state else 0  # epochs are numbered from 1; the state holds the last one finished
+    # Noise and data order differ per rank, and a resumed run continues rather than repeats them.
+    torch.manual_seed(tc.seed * 100_003 + rank * 1009 + done)
+    batches = batch_stream(data, tc.batch_size, np.random.default_rng([tc.seed, rank, done]), device)
+    steps_per_epoch = tc.steps_per_epoch or data.steps_per_epoch(tc.batch_size, world)
+    total_steps = steps_per_epoch * tc.epochs
+    step = state["step"] if state else 0
+    options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss)
+    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), job.run, state)
+                if rank == 0 else None)
+    if reporter:
+        print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "
+              f"{len(data.labeled.images)} labeled, {data.unlabeled_total} unlabeled", flush=True)
+
+    for epoch in range(done + 1, tc.epochs + 1):
+        d.train()
+        g.train()
+        sums: dict[str, float] = {}
+        for _ in range(steps_per_epoch):
+            for opt in (opt_d, opt_g):
+                for group in opt.param_groups:
+                    group["lr"] = tc.lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
+            batch = next(batches)
+            if tc.mode == "supervised":
+                out = supervised_step(d, opt_d, batch)
+            else:
+                out = ssgan_step(d, g, opt_d, opt_g, batch, options)
+            if ema is not None:
+                ema.update_parameters(unwrap(d))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            step += 1
+        stats = _mean_across_ranks({k: v / steps_per_epoch for k, v in sums.items()}, device)
+        if reporter is None:
+            session.report(stats, None)
+            continue
+        training_state = {"discriminator": unwrap(d).state_dict(), "generator": unwrap(g).state_dict(),
+                          "opt_d": opt_d.state_dict(), "opt_g": opt_g.state_dict(),
+                          "ema": ema.state_dict() if ema is not None else None}
+        classifier = ema.module if ema is not None else unwrap(d)
+        metrics, tmp = reporter.end_epoch(epoch, step, stats, classifier, unwrap(g), training_state)
+        with tmp:
+            session.report(metrics, Path(tmp.name))
+
+
+class RaySession:
+    """The Ray Train worker's view: rank, device, DDP wrapping, checkpoints and reports."""
+
+    def __init__(self) -> None:
+        import ray.train
+        import ray.train.torch
+
+        self._train, self._torch = ray.train, ray.train.torch
+        ctx = ray.train.get_context()
+        self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return self._torch.prepare_model(model)
+
+    @contextlib.contextmanager
+    def restore(self) -> Iterator[Path | None]:
+        checkpoint = self._train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as directory:
+            yield Path(directory)
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        checkpoint = self._train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        self._train.report(metrics, checkpoint=checkpoint)
 
 
 def _quiet_report_log() -> None:
@@ -62,61 +186,6 @@ def _quiet_report_log() -> None:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    import ray.train
-    import ray.train.torch
-
+    """The function Ray Train runs on every rank."""
     _quiet_report_log()
-    job: TrainJob = loop_config["job"]
-    cfg, tc = job.config, job.config.train
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
-
-    torch.manual_seed(tc.seed)  # identical initial weights on every rank
-    data = WorkerData.load(Path(job.data_dir), rank, world)
-    d, g = build_models(cfg.model, data.meta.image_shape, data.meta.num_classes)
-    d, g = ray.train.torch.prepare_model(d), ray.train.torch.prepare_model(g)
-    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
-    opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999))
-
-    state = _restore(ray.train.get_checkpoint(), d, g, opt_d, opt_g)
-    done = state["epoch"] if state else 0  # epochs are numbered from 1; the state holds the last one finished
-    # Noise and data order differ per rank and per epoch, and a resumed run continues rather than repeats them.
-    torch.manual_seed(tc.seed * 100_003 + rank * 1009 + done)
-    rng = np.random.default_rng([tc.seed, rank, done])
-    steps_per_epoch = tc.steps_per_epoch or data.steps_per_epoch(tc.batch_size, world)
-    total_steps = steps_per_epoch * tc.epochs
-    step = state["step"] if state else 0
-    batches = batch_stream(data, tc.batch_size, rng, device)
-    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), job.run, state)
-                if rank == 0 else None)
-    if rank == 0:
-        print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "
-              f"{len(data.labeled.images)} labeled, {data.unlabeled_total} unlabeled", flush=True)
-
-    for epoch in range(done + 1, tc.epochs + 1):
-        d.train()
-        g.train()
-        sums: dict[str, float] = {}
-        for _ in range(steps_per_epoch):
-            factor = losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
-            for opt in (opt_d, opt_g):
-                for group in opt.param_groups:
-                    group["lr"] = tc.lr * factor
-            batch = next(batches)
-            if tc.mode == "supervised":
-                out = supervised_step(d, opt_d, batch)
-            else:
-                out = ssgan_step(d, g, opt_d, opt_g, batch, tc.unsupervised_weight)
-            for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            step += 1
-        stats = _mean_across_ranks({k: v / steps_per_epoch for k, v in sums.items()}, device)
-        if reporter is None:
-            ray.train.report(stats, checkpoint=None)
-            continue
-        training_state = {"discriminator": unwrap(d).state_dict(), "generator": unwrap(g).state_dict(),
-                          "opt_d": opt_d.state_dict(), "opt_g": opt_g.state_dict()}
-        metrics, tmp = reporter.end_epoch(epoch, step, stats, unwrap(d), unwrap(g), training_state)
-        with tmp:
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp.name))
+    run_training(loop_config["job"], RaySession())

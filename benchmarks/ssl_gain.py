@@ -1,0 +1,122 @@
+"""SSL gain: SSGAN vs the supervised-only baseline (same D, optimizer, noise, steps) over N seeds.
+
+    python benchmarks/ssl_gain.py --source digits --labels-per-class 5 --seeds 3
+    python benchmarks/ssl_gain.py --source fashion_mnist --labels-per-class 10 --set train.epochs=20
+
+Each (seed, mode) trains in its own process with one CPU thread (the in-process `LocalSession`:
+one worker, no Ray start-up), is selected on val and scored on test. The seed sets both the
+labeled subset (data.seed) and the training randomness (train.seed). Prints a table: mean ± std
+test error per mode, their ratio, wall time and peak RSS per run.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_run(params: dict, data_dir: str) -> dict:
+    """Train and test one configuration in this (child) process."""
+    import contextlib
+    import io
+
+    import torch
+
+    from ssgan import metrics as M
+    from ssgan.checkpoint import model_from_payload
+    from ssgan.config import from_mapping
+    from ssgan.data.parquet import read_split
+    from ssgan.train import LocalSession, TrainJob, run_training
+
+    torch.set_num_threads(1)
+    cfg = from_mapping(params)
+    session, start = LocalSession(), time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_training(TrainJob(cfg, data_dir), session)
+    seconds = time.perf_counter() - start
+    model = model_from_payload(session.state["best"])
+    test = read_split(Path(data_dir) / "test.parquet")
+    accuracy = M.accuracy(M.predict(model.discriminator, test.images), test.labels)
+    return {"mode": cfg.train.mode, "seed": cfg.train.seed, "test_error": 1.0 - accuracy, "best_epoch": model.epoch,
+            "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _prepare(params: dict, out: Path) -> None:
+    from ssgan.config import from_mapping
+    from ssgan.data.prepare import prepare
+
+    prepare(from_mapping(params, ("data",)).data, out)
+
+
+def _override(params: dict, assignment: str) -> None:
+    key, _, value = assignment.partition("=")
+    section, _, name = key.partition(".")
+    if not name or not value:
+        raise SystemExit(f"--set {assignment!r}: expected section.key=value")
+    params.setdefault(section, {})[name] = yaml.safe_load(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", default="digits")
+    parser.add_argument("--labels-per-class", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (model, train sections)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a param")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
+    args = parser.parse_args(argv)
+
+    base = yaml.safe_load(args.params.read_text())
+    base["data"] = {**base.get("data", {}), "source": args.source, "n_labeled_per_class": args.labels_per_class}
+    for assignment in args.set:
+        _override(base, assignment)
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="ssl-gain-") as tmp, cf.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+        runs = []
+        for seed in range(args.seeds):
+            params = {**base, "data": {**base["data"], "seed": seed}}
+            data_dir = Path(tmp) / f"seed{seed}"
+            _prepare(params, data_dir)
+            for mode in ("ssgan", "supervised"):
+                run_params = {**params, "train": {**params["train"], "mode": mode, "seed": seed, "num_workers": 1}}
+                runs.append(pool.submit(_one_run, run_params, str(data_dir)))
+        results = []
+        for future in cf.as_completed(runs):
+            r = future.result()
+            results.append(r)
+            print(f"  seed {r['seed']} {r['mode']:<10} test_error {r['test_error']:.4f} (epoch {r['best_epoch']}) "
+                  f"{r['seconds']:.0f} s {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+    print_table(args, base, results)
+
+
+def print_table(args: argparse.Namespace, params: dict, results: list[dict]) -> None:
+    tc = params["train"]
+    print(f"\nSSL gain on {args.source}, {args.labels_per_class} labels/class, {args.seeds} seeds; "
+          f"epochs={tc['epochs']} steps_per_epoch={tc.get('steps_per_epoch')} batch_size={tc['batch_size']} "
+          f"arch={params['model'].get('arch', 'mlp')}")
+    print("| mode | test error (mean ± std) | per seed | wall time / run | peak RSS / run |")
+    print("|---|---|---|---|---|")
+    means = {}
+    for mode in ("ssgan", "supervised"):
+        rs = sorted((r for r in results if r["mode"] == mode), key=lambda r: r["seed"])
+        errors = [r["test_error"] for r in rs]
+        means[mode] = statistics.mean(errors)
+        std = statistics.stdev(errors) if len(errors) > 1 else 0.0
+        print(f"| {mode} | {100 * means[mode]:.2f} % ± {100 * std:.2f} | "
+              f"{', '.join(f'{100 * e:.2f}' for e in errors)} | {statistics.mean(r['seconds'] for r in rs):.0f} s | "
+              f"{max(r['peak_rss_mib'] for r in rs):.0f} MiB |")
+    print(f"\nratio ssgan / supervised = {means['ssgan'] / means['supervised']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
