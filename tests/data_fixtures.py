@@ -98,6 +98,6 @@ def user_parquet(path: Path, labels: list, n: int | None = None, arrays: bool = 
     return path
 
 
-def params_file(path: Path, **data) -> Path:
-    path.write_text(yaml.safe_dump({"data": data}))
-    return path
+def params_file(params_path: Path, **data) -> Path:
+    params_path.write_text(yaml.safe_dump({"data": data}))
+    return params_path

@@ -42,7 +42,7 @@ def read_labels(pf: pq.ParquetFile, path: Path, column: str) -> np.ndarray:
     raw = values.fill_null(0).to_numpy()
     if pa.types.is_floating(kind) and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
         row = int(np.flatnonzero(present & ~(np.isfinite(raw) & (raw == np.round(raw))))[0])
-        raise DataSourceError(f"{path}: non-integer label {raw[row]!r} in column {column!r} at row {row}")
+        raise DataSourceError(f"{path}: non-integer label {float(raw[row])} in column {column!r} at row {row}")
     labels = np.where(present, raw, UNLABELED).astype(np.int64)
     k = len(np.unique(labels[present]))
     bad = present & ((labels < 0) | (labels >= k))
