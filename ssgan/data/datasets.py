@@ -31,7 +31,7 @@ REMOTES: dict[str, dict[str, Remote]] = {
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83fd310"}),
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
     "cifar10": {"cifar-10-python.tar.gz": Remote("cifar10/cifar-10-python.tar.gz",
                                                  ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
                                                  "md5:c58f30108f718f92721af3b95e74349a")},
