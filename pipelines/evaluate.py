@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("evaluate",))
     results = evaluate(cfg.evaluate, args.model, args.data, args.model.parent / "mlflow_run.json",
-                              Path("metrics.json"), Path("plots/confusion.csv"), P.tracking_uri(Path.cwd()))
+                       Path("metrics.json"), Path("plots/confusion.csv"), Path("plots/confusion.png"),
+                       P.tracking_uri(Path.cwd()))
     print(f"[ssgan] test_accuracy {results['test_accuracy']:.4f} (test_error {results['test_error']:.4f}) "
           f"for the model selected on val at epoch {results['best_epoch']}; written to metrics.json")
 

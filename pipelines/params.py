@@ -8,8 +8,7 @@ from typing import Any
 
 import yaml
 
-from ssgan.config import Config, ConfigError, DataConfig, from_mapping
-from ssgan.distributed import Cluster
+from ssgan.config import Cluster, Config, ConfigError, DataConfig, from_mapping
 
 DEFAULT_PARAMS = "params.yaml"
 

@@ -126,6 +126,14 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """Where training runs; from the environment (RAY_ADDRESS, ...), not params.yaml."""
+    address: str | None = None  # None: start a local Ray instance
+    storage_path: str = "~/ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
+    max_failures: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -4,11 +4,11 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ssgan.checkpoint import load_training_state
+from ssgan.config import Cluster
 from ssgan.train import TrainJob, train_loop_per_worker
 
 # Ray Train's controller polls workers every 2 s by default, which made each per-epoch report
@@ -18,13 +18,6 @@ RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "RAY_TRAIN_ENABLE_PRINT_P
 
 class ClusterError(RuntimeError):
     """The Ray cluster cannot run the job as configured."""
-
-
-@dataclass(frozen=True)
-class Cluster:
-    address: str | None = None  # None: start a local Ray instance
-    storage_path: str = "~/ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
-    max_failures: int = 0
 
 
 def connect(cluster: Cluster) -> None:

@@ -16,6 +16,12 @@ TEST_ACCURACY = "test_accuracy"
 TEST_ERROR = "test_error"
 BEST_EPOCH = "best_epoch"
 
+
+def test_accuracy_class(index: int) -> str:
+    """Per-class test accuracy, keyed by class index (class names may hold characters MLflow refuses)."""
+    return f"test_accuracy_class_{index}"
+
+
 EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, VAL_ACCURACY, VAL_ERROR)
 
 
@@ -46,3 +52,10 @@ def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
 def confusion_matrix(preds: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """counts[true, predicted]."""
     return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(counts: np.ndarray) -> np.ndarray:
+    """Recall of each true class from a confusion matrix; NaN for a class absent from the labels."""
+    totals = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(counts) / totals, np.nan)

@@ -29,7 +29,11 @@ def test_prepare_train_evaluate(ray_local, project):
     for stage in ("prepare", "train", "evaluate"):
         main([stage])
     metrics = json.loads((project / "metrics.json").read_text())
-    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch"}
+    per_class = {f"test_accuracy_class_{i}" for i in range(10)}
+    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch"} | per_class
+    # 100 stratified test examples: 10 per class, so the overall accuracy is the mean over classes.
+    assert metrics["test_accuracy"] == pytest.approx(sum(metrics[k] for k in per_class) / 10)
+    assert (project / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
     assert metrics["test_accuracy"] + metrics["test_error"] == pytest.approx(1.0)
     rows = list(csv.DictReader((project / "plots/train.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
@@ -41,6 +45,7 @@ def test_prepare_train_evaluate(ray_local, project):
     run = mlflow.MlflowClient(uri).get_run(run_id)
     assert run.data.params["train.epochs"] == "2"
     assert run.data.metrics["test_accuracy"] == metrics["test_accuracy"]
+    assert run.data.metrics["test_accuracy_class_3"] == metrics["test_accuracy_class_3"]
     assert run.data.metrics["val_accuracy"] == float(rows[-1]["val_accuracy"])
     assert set(logged_models(uri, run_id)) == {"classifier", "generator"}
     assert mlflow.get_experiment(run.info.experiment_id).name == "ssgan-digits"

@@ -1,0 +1,56 @@
+"""The per-worker loop in-process (LocalSession): determinism, EMA model selection, modes."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ssgan import metrics as M
+from ssgan.checkpoint import model_from_payload
+from ssgan.train import LocalSession, TrainJob, run_training
+
+
+def _train(cfg, data_dir, capsys=None):
+    session = LocalSession()
+    run_training(TrainJob(cfg, str(data_dir)), session)
+    return session
+
+
+def _with(cfg, **train):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def test_fixed_seed_on_cpu_gives_identical_metrics(prepared_dir, tiny_config):
+    a, b = _train(tiny_config, prepared_dir), _train(tiny_config, prepared_dir)
+    assert a.reports == b.reports and len(a.reports) == tiny_config.train.epochs
+    other = _train(_with(tiny_config, seed=1), prepared_dir)
+    assert other.reports != a.reports
+
+
+def test_selected_model_is_the_best_on_val_and_scores_as_reported(prepared_dir, tiny_config):
+    session = _train(_with(tiny_config, epochs=3), prepared_dir)
+    best = max(session.reports, key=lambda r: r["val_accuracy"])
+    model = model_from_payload(session.state["best"])
+    assert model.val_accuracy == best["val_accuracy"]
+    from ssgan.data.parquet import read_split
+    val = read_split(prepared_dir / "val.parquet")
+    assert M.accuracy(M.predict(model.discriminator, val.images), val.labels) == pytest.approx(model.val_accuracy)
+
+
+def test_ema_weights_differ_from_raw_weights(prepared_dir, tiny_config):
+    state = _train(tiny_config, prepared_dir).state
+    ema = state["ema"]
+    raw = state["discriminator"]
+    key = next(k for k in raw if k.endswith("original1"))
+    assert not torch.equal(ema[f"module.{key}"], raw[key])
+    assert int(ema["n_averaged"]) == tiny_config.train.epochs * tiny_config.train.steps_per_epoch
+    no_ema = _train(_with(tiny_config, ema_decay=0.0), prepared_dir).state
+    assert no_ema["ema"] is None
+
+
+@pytest.mark.parametrize("mode", ["ssgan", "supervised"])
+def test_modes_report_their_losses(prepared_dir, tiny_config, mode):
+    reports = _train(_with(tiny_config, mode=mode), prepared_dir).reports
+    expected = {"loss_sup", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
+    assert set(reports[0]) == expected
+    assert all(np.isfinite(v) for r in reports for v in r.values())
