@@ -58,6 +58,12 @@ class Discriminator(nn.Module):
         c, h, w = image_shape
         self.body, width = mlp_discriminator(cfg, c * h * w) if cfg.arch == "mlp" else conv_discriminator(c)
         self.head = _wn(nn.Linear(width, num_classes))
+        # As in openai/improved-gan, hidden layers keep the gain that data-dependent init gave them
+        # (only directions and biases train): D cannot scale its activations up to drown out the
+        # Gaussian noise that regularises it. The output layer's gain trains.
+        for module in self.body.modules():
+            if hasattr(module, "parametrizations"):
+                module.parametrizations.weight.original0.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)

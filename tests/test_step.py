@@ -33,11 +33,12 @@ def test_ssgan_step_updates_both_networks(tiny_config, generator_loss):
     d, g, opt_d, opt_g, batch = _setup(tiny_config.model)
     before_d = [p.detach().clone() for p in d.parameters()]
     before_g = [p.detach().clone() for p in g.parameters()]
+    flags = [p.requires_grad for p in d.parameters()]
     out = ssgan_step(d, g, opt_d, opt_g, batch, StepOptions(1.0, generator_loss))
     assert set(out) == {"loss_sup", "loss_unl", "loss_gen"} and all(torch.isfinite(v) for v in out.values())
     assert any(not torch.equal(a, b) for a, b in zip(before_d, d.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before_g, g.parameters()))
-    assert all(p.requires_grad for p in d.parameters())  # unfrozen after G's update
+    assert [p.requires_grad for p in d.parameters()] == flags  # D's flags restored after G's update
 
 
 def test_supervised_step_leaves_generator_alone(tiny_config):
@@ -106,3 +107,12 @@ def test_index_stream_visits_every_item_once_per_pass():
     stream = index_stream(10, 4, np.random.default_rng(0))
     first = np.concatenate([next(stream) for _ in range(5)])  # 20 indices = two passes
     assert sorted(first[:10]) == list(range(10)) and sorted(first[10:]) == list(range(10))
+
+
+def test_hidden_gains_stay_at_their_init_and_the_output_gain_trains(tiny_config):
+    d, g, opt_d, opt_g, batch = _setup(tiny_config.model)
+    gains = {n: p.detach().clone() for n, p in d.named_parameters() if n.endswith("original0")}
+    ssgan_step(d, g, opt_d, opt_g, batch, StepOptions())
+    after = dict(d.named_parameters())
+    changed = {n for n, before in gains.items() if not torch.equal(before, after[n])}
+    assert changed == {"head.parametrizations.weight.original0"}
