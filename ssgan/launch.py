@@ -9,9 +9,9 @@ import torch
 from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.checkpoint import atomic_save, model_from_payload
-from ssgan.config import Config, flatten
+from ssgan.config import Cluster, Config, flatten
 from ssgan.data.parquet import SPLITS, describe
-from ssgan.distributed import Cluster, check_resources, connect, fit
+from ssgan.distributed import check_resources, connect, fit
 from ssgan.fileio import atomic_write, csv_bytes, json_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.train import TrainJob

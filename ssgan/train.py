@@ -79,9 +79,8 @@ def run_training(job: TrainJob, session: Session) -> None:
     data = WorkerData.load(Path(job.data_dir), rank, world)
     d, g = build_models(cfg.model, data.meta.image_shape, data.meta.num_classes)
     d, g = d.to(device), g.to(device)
-    rng = np.random.default_rng([tc.seed, rank])
-    batches = batch_stream(data, tc.batch_size, rng, device)
-    first = next(batches)
+    # One batch for data-dependent init; training draws from its own seeded stream below.
+    first = next(batch_stream(data, tc.batch_size, np.random.default_rng([tc.seed, rank]), device))
     data_dependent_init(d, torch.cat([first.x_labeled, first.x_unlabeled]))
     data_dependent_init(g, g.sample_latent(len(first.x_unlabeled), device=device),
                         g.sample_classes(len(first.x_unlabeled), device=device))
@@ -118,9 +117,10 @@ def run_training(job: TrainJob, session: Session) -> None:
         g.train()
         sums: dict[str, float] = {}
         for _ in range(steps_per_epoch):
+            lr = tc.lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
             for opt in (opt_d, opt_g):
                 for group in opt.param_groups:
-                    group["lr"] = tc.lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
+                    group["lr"] = lr
             batch = next(batches)
             if tc.mode == "supervised":
                 out = supervised_step(d, opt_d, batch)
