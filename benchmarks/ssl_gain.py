@@ -1,7 +1,7 @@
 """SSL gain: SSGAN vs the supervised-only baseline (same D, optimizer, noise, steps) over N seeds.
 
-    python benchmarks/ssl_gain.py --source digits --labels-per-class 5 --seeds 3
-    python benchmarks/ssl_gain.py --source fashion_mnist --labels-per-class 10 --set train.epochs=20
+    python benchmarks/ssl_gain.py --seeds 3 --set train.batch_size=200      # digits-50, params.yaml's model
+    python benchmarks/ssl_gain.py --params benchmarks/params/fashion_mnist_100.yaml
 
 Each (seed, mode) trains in its own process with one CPU thread (the in-process `LocalSession`:
 one worker, no Ray start-up), is selected on val and scored on test. The seed sets both the
@@ -48,6 +48,7 @@ def _one_run(params: dict, data_dir: str) -> dict:
     test = read_split(Path(data_dir) / "test.parquet")
     accuracy = M.accuracy(M.predict(model.discriminator, test.images), test.labels)
     return {"mode": cfg.train.mode, "seed": cfg.train.seed, "test_error": 1.0 - accuracy, "best_epoch": model.epoch,
+            "val_error": 1.0 - model.val_accuracy,
             "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -68,8 +69,8 @@ def _override(params: dict, assignment: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default="digits")
-    parser.add_argument("--labels-per-class", type=int, default=5)
+    parser.add_argument("--source", help="data.source (default: the params file's)")
+    parser.add_argument("--labels-per-class", type=int, help="data.n_labeled_per_class (default: the params file's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (model, train sections)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a param")
@@ -77,7 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     base = yaml.safe_load(args.params.read_text())
-    base["data"] = {**base.get("data", {}), "source": args.source, "n_labeled_per_class": args.labels_per_class}
+    base.setdefault("data", {})
+    if args.source:
+        base["data"]["source"] = args.source
+    if args.labels_per_class:
+        base["data"]["n_labeled_per_class"] = args.labels_per_class
     for assignment in args.set:
         _override(base, assignment)
     ctx = multiprocessing.get_context("spawn")
@@ -94,14 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         for future in cf.as_completed(runs):
             r = future.result()
             results.append(r)
-            print(f"  seed {r['seed']} {r['mode']:<10} test_error {r['test_error']:.4f} (epoch {r['best_epoch']}) "
+            print(f"  seed {r['seed']} {r['mode']:<10} test_error {r['test_error']:.4f} "
+                  f"(selected: epoch {r['best_epoch']}, val_error {r['val_error']:.4f}) "
                   f"{r['seconds']:.0f} s {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
     print_table(args, base, results)
 
 
 def print_table(args: argparse.Namespace, params: dict, results: list[dict]) -> None:
     tc = params["train"]
-    print(f"\nSSL gain on {args.source}, {args.labels_per_class} labels/class, {args.seeds} seeds; "
+    data = params["data"]
+    print(f"\nSSL gain on {data['source']}, {data['n_labeled_per_class']} labels/class, {args.seeds} seeds; "
           f"epochs={tc['epochs']} steps_per_epoch={tc.get('steps_per_epoch')} batch_size={tc['batch_size']} "
           f"arch={params['model'].get('arch', 'mlp')}")
     print("| mode | test error (mean ± std) | per seed | wall time / run | peak RSS / run |")

@@ -92,6 +92,7 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 3e-3
     beta1: float = 0.5
+    adam_eps: float = 1e-8
     # Fraction of training (at the end) over which the learning rate decays linearly to 0.
     lr_decay_fraction: float = 0.3
     unsupervised_weight: float = 1.0
@@ -109,6 +110,7 @@ class TrainConfig:
         _require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
         _require(self.lr > 0, f"{s}.lr", "a number > 0", self.lr)
         _require(0 <= self.beta1 < 1, f"{s}.beta1", "a number in [0, 1)", self.beta1)
+        _require(self.adam_eps > 0, f"{s}.adam_eps", "a number > 0", self.adam_eps)
         _require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
         _require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
         _require(0 <= self.ema_decay < 1, f"{s}.ema_decay", "a number in [0, 1)", self.ema_decay)

@@ -36,6 +36,7 @@ def test_lists_become_tuples_and_ints_floats():
     ({"train": {"mode": "semi"}}, "train.mode: got 'semi'; allowed: ssgan | supervised"),
     ({"train": {"use_gpu": "yes"}}, "train.use_gpu: got 'yes'; allowed: true | false"),
     ({"train": {"beta1": 1.0}}, "train.beta1: got 1.0; allowed: a number in [0, 1)"),
+    ({"train": {"adam_eps": 0.0}}, "train.adam_eps: got 0.0; allowed: a number > 0"),
     ({"train": {"num_workers": True}}, "train.num_workers: got True; allowed: an integer"),
     ({"model": {"d_hidden": [8, "x"]}}, "model.d_hidden[1]: got 'x'"),
     ({"model": {"d_hidden": []}}, "model.d_hidden: got (); allowed: a non-empty list"),

@@ -54,3 +54,10 @@ def test_modes_report_their_losses(prepared_dir, tiny_config, mode):
     expected = {"loss_sup", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
     assert set(reports[0]) == expected
     assert all(np.isfinite(v) for r in reports for v in r.values())
+
+
+def test_adam_settings_reach_both_optimizers(prepared_dir, tiny_config):
+    state = _train(_with(tiny_config, epochs=1, adam_eps=1e-4, beta1=0.4), prepared_dir).state
+    for name in ("opt_d", "opt_g"):
+        group = state[name]["param_groups"][0]
+        assert group["eps"] == 1e-4 and group["betas"][0] == 0.4
