@@ -68,23 +68,29 @@ def _override(params: dict, assignment: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ssgan.config import ConfigError, from_mapping
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="data.source (default: the params file's)")
     parser.add_argument("--labels-per-class", type=int, help="data.n_labeled_per_class (default: the params file's)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (model, train sections)")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (data, model, train sections)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a param")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     args = parser.parse_args(argv)
 
     base = yaml.safe_load(args.params.read_text())
     base.setdefault("data", {})
-    if args.source:
+    if args.source is not None:
         base["data"]["source"] = args.source
-    if args.labels_per_class:
+    if args.labels_per_class is not None:
         base["data"]["n_labeled_per_class"] = args.labels_per_class
     for assignment in args.set:
         _override(base, assignment)
+    try:
+        config = from_mapping(base)  # a bad key fails here in one line, before any data is prepared
+    except ConfigError as err:
+        raise SystemExit(f"ssl_gain: {err}") from None
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="ssl-gain-") as tmp, cf.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
         runs = []
@@ -102,15 +108,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  seed {r['seed']} {r['mode']:<10} test_error {r['test_error']:.4f} "
                   f"(selected: epoch {r['best_epoch']}, val_error {r['val_error']:.4f}) "
                   f"{r['seconds']:.0f} s {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
-    print_table(args, base, results)
+    print_table(args, config, results)
 
 
-def print_table(args: argparse.Namespace, params: dict, results: list[dict]) -> None:
-    tc = params["train"]
-    data = params["data"]
-    print(f"\nSSL gain on {data['source']}, {data['n_labeled_per_class']} labels/class, {args.seeds} seeds; "
-          f"epochs={tc['epochs']} steps_per_epoch={tc.get('steps_per_epoch')} batch_size={tc['batch_size']} "
-          f"arch={params['model'].get('arch', 'mlp')}")
+def print_table(args: argparse.Namespace, config, results: list[dict]) -> None:
+    data, tc = config.data, config.train
+    labels = f"{data.n_labeled} labels" if data.n_labeled else f"{data.n_labeled_per_class} labels/class"
+    print(f"\nSSL gain on {data.source}, {labels}, {args.seeds} seeds; "
+          f"epochs={tc.epochs} steps_per_epoch={tc.steps_per_epoch} batch_size={tc.batch_size} "
+          f"arch={config.model.arch}")
     print("| mode | test error (mean ± std) | per seed | wall time / run | peak RSS / run |")
     print("|---|---|---|---|---|")
     means = {}

@@ -86,8 +86,7 @@ def run_training(job: TrainJob, session: Session) -> None:
                         g.sample_classes(len(first.x_unlabeled), device=device))
     d, g = session.prepare_model(d), session.prepare_model(g)
     ema = AveragedModel(unwrap(d), multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay > 0 else None
-    opt_d = torch.optim.Adam(d.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps)
-    opt_g = torch.optim.Adam(g.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps)
+    opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
 
     with session.restore() as directory:
         state = load_training_state(directory) if directory else None
