@@ -4,9 +4,9 @@
     python benchmarks/ssl_gain.py --params benchmarks/params/fashion_mnist_100.yaml
 
 Each (seed, mode) trains in its own process with one CPU thread (the in-process `LocalSession`:
-one worker, no Ray start-up), is selected on val and scored on test. The seed sets both the
-labeled subset (data.seed) and the training randomness (train.seed). Prints a table: mean ± std
-test error per mode, their ratio, wall time and peak RSS per run.
+one worker, no Ray start-up), on the CPU or with `--device cuda` on a GPU, is selected on val
+and scored on test. The seed sets both the labeled subset (data.seed) and the training randomness
+(train.seed). Prints a table: mean ± std test error per mode, their ratio, wall time and peak RSS per run.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _one_run(params: dict, data_dir: str) -> dict:
+def _one_run(params: dict, data_dir: str, device: str = "cpu") -> dict:
     """Train and test one configuration in this (child) process."""
     import contextlib
     import io
@@ -40,7 +40,7 @@ def _one_run(params: dict, data_dir: str) -> dict:
 
     torch.set_num_threads(1)
     cfg = from_mapping(params)
-    session, start = LocalSession(), time.perf_counter()
+    session, start = LocalSession(device), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         run_training(TrainJob(cfg, data_dir), session)
     seconds = time.perf_counter() - start
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (data, model, train sections)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a param")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
+    parser.add_argument("--device", default="cpu", help="torch device of every run, e.g. cuda (runs in parallel share it)")
     args = parser.parse_args(argv)
 
     base = yaml.safe_load(args.params.read_text())
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         base["data"]["n_labeled_per_class"] = args.labels_per_class
     for assignment in args.set:
         _override(base, assignment)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"ssl_gain: --device {args.device}: no CUDA GPU here; leave --device out to run on the CPU")
     try:
         config = from_mapping(base)  # a bad key fails here in one line, before any data is prepared
     except ConfigError as err:
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             _prepare(params, data_dir)
             for mode in ("ssgan", "supervised"):
                 run_params = {**params, "train": {**params["train"], "mode": mode, "seed": seed, "num_workers": 1}}
-                runs.append(pool.submit(_one_run, run_params, str(data_dir)))
+                runs.append(pool.submit(_one_run, run_params, str(data_dir), args.device))
         results = []
         for future in cf.as_completed(runs):
             r = future.result()

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ssgan import losses
 
@@ -93,3 +94,19 @@ def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: 
         loss_gen.backward()
         opt_g.step()
     return {"loss_sup": loss_sup.detach(), "loss_unl": loss_unl.detach(), "loss_gen": loss_gen.detach()}
+
+
+@torch.no_grad()
+def ema_update(ema: AveragedModel, model: nn.Module) -> None:
+    """`ema.update_parameters(model)` without its per-step host-to-device copy of the step count,
+    which would make the host wait for the GPU every step. Same arithmetic: copy at the first
+    update, then the EMA function built into `ema`; buffers are copied, not averaged."""
+    averaged, current = list(ema.module.parameters()), [p.detach() for p in model.parameters()]
+    if int(ema.n_averaged) == 0:  # n_averaged stays on the CPU, so this reads no GPU memory
+        for a, c in zip(averaged, current, strict=True):
+            a.copy_(c)
+    else:
+        ema.multi_avg_fn(averaged, current, ema.n_averaged)
+    for a, c in zip(ema.module.buffers(), model.buffers(), strict=True):
+        a.copy_(c)
+    ema.n_averaged += 1

@@ -20,7 +20,7 @@ from ssgan.config import Config
 from ssgan.data.parquet import read_split
 from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
-from ssgan.step import StepOptions, ssgan_step, supervised_step, unwrap
+from ssgan.step import StepOptions, ema_update, ssgan_step, supervised_step, unwrap
 from ssgan.tracking import RunRef
 
 
@@ -45,8 +45,8 @@ class Session(Protocol):
 class LocalSession:
     """One in-process worker: keeps every report and the last training state in memory."""
 
-    def __init__(self) -> None:
-        self.rank, self.world_size, self.device = 0, 1, torch.device("cpu")
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.rank, self.world_size, self.device = 0, 1, torch.device(device)
         self.reports: list[dict[str, float]] = []
         self.state: dict[str, Any] | None = None
 
@@ -114,7 +114,8 @@ def run_training(job: TrainJob, session: Session) -> None:
     for epoch in range(done + 1, tc.epochs + 1):
         d.train()
         g.train()
-        sums: dict[str, float] = {}
+        # Summed on the device: a float() per step would make the host wait for the GPU every step.
+        sums: dict[str, torch.Tensor] = {}
         for _ in range(steps_per_epoch):
             lr = tc.lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
             for opt in (opt_d, opt_g):
@@ -126,11 +127,11 @@ def run_training(job: TrainJob, session: Session) -> None:
             else:
                 out = ssgan_step(d, g, opt_d, opt_g, batch, options)
             if ema is not None:
-                ema.update_parameters(unwrap(d))
+                ema_update(ema, unwrap(d))
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums[k] + v.double() if k in sums else v.double()
             step += 1
-        stats = _mean_across_ranks({k: v / steps_per_epoch for k, v in sums.items()}, device)
+        stats = _mean_across_ranks({k: float(v) / steps_per_epoch for k, v in sums.items()}, device)
         if reporter is None:
             session.report(stats, None)
             continue

@@ -116,3 +116,22 @@ def test_hidden_gains_stay_at_their_init_and_the_output_gain_trains(tiny_config)
     after = dict(d.named_parameters())
     changed = {n for n, before in gains.items() if not torch.equal(before, after[n])}
     assert changed == {"head.parametrizations.weight.original0"}
+
+
+def test_ema_update_matches_averaged_model(tiny_config):
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from ssgan.step import ema_update
+
+    torch.manual_seed(0)
+    d, _ = build_models(tiny_config.model, (1, 8, 8), 10)
+    ours, torchs = (AveragedModel(d, multi_avg_fn=get_ema_multi_avg_fn(0.9)) for _ in range(2))
+    for _ in range(3):  # the first update copies, the later ones average
+        with torch.no_grad():
+            for p in d.parameters():
+                p.add_(torch.randn_like(p))
+        ema_update(ours, d)
+        torchs.update_parameters(d)
+        for a, b in zip(ours.state_dict().values(), torchs.state_dict().values()):
+            assert torch.equal(a, b)
+    assert int(ours.n_averaged) == 3
