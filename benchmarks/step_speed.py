@@ -1,0 +1,109 @@
+"""Training-step speed: milliseconds per step of SSGAN and of supervised-only, for a params file's model.
+
+    python benchmarks/step_speed.py                                                   # params.yaml, CPU
+    python benchmarks/step_speed.py --params benchmarks/params/fashion_mnist_100.yaml --device cuda
+
+Times what the training loop does per step (D update, G update, EMA update) on one fixed batch of
+random images of the dataset's shape, after warm-up steps, so batch loading is left out. On CUDA
+the clock is read after the GPU has finished. Prints a table: ms per step, steps per second, peak
+memory (GPU allocations on CUDA, process RSS on the CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# (C, H, W) of each source's prepared images when data.image_size / data.channels leave them as they are.
+NATIVE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                 "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
+
+
+def image_shape(data) -> tuple[int, int, int]:
+    if data.image_size is not None and data.channels is not None:
+        return data.channels, data.image_size, data.image_size
+    if data.source not in NATIVE_SHAPES:
+        raise SystemExit(f"step_speed: data.source {data.source}: set data.image_size and data.channels in the params file")
+    c, h, w = NATIVE_SHAPES[data.source]
+    return data.channels or c, data.image_size or h, data.image_size or w
+
+
+def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, steps: int, warmup: int) -> dict:
+    import torch
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from ssgan.models import build_models, data_dependent_init
+    from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
+
+    tc, classes, n = config.train, 10, config.train.batch_size
+    torch.manual_seed(tc.seed)
+    d, g = (m.to(device) for m in build_models(config.model, shape, classes))
+    batch = Batch(torch.rand(n, *shape, device=device), torch.arange(n, device=device) % classes,
+                  torch.rand(n, *shape, device=device))
+    data_dependent_init(d, torch.cat([batch.x_labeled, batch.x_unlabeled]))
+    data_dependent_init(g, g.sample_latent(n, device=device), g.sample_classes(n, device=device))
+    ema = AveragedModel(d, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay))
+    opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
+    options = StepOptions(tc.unsupervised_weight, config.model.generator_loss)
+
+    def step() -> None:
+        if mode == "supervised":
+            supervised_step(d, opt_d, batch)
+        else:
+            ssgan_step(d, g, opt_d, opt_g, batch, options)
+        ema_update(ema, d)
+
+    cuda = device.startswith("cuda")
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    return {"mode": mode, "ms_per_step": 1000 * seconds / steps, "peak_mib": peak}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from ssgan.config import ConfigError, from_mapping
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="data, model and train sections")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per mode")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        raise SystemExit("step_speed: --steps must be >= 1 and --warmup >= 0")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"step_speed: --device {args.device}: no CUDA GPU here; leave --device out to run on the CPU")
+    try:
+        config = from_mapping(yaml.safe_load(args.params.read_text()))
+    except ConfigError as err:
+        raise SystemExit(f"step_speed: {err}") from None
+    torch.set_num_threads(args.threads)
+    shape = image_shape(config.data)
+    rows = [time_steps(config, mode, shape, args.device, args.steps, args.warmup) for mode in ("ssgan", "supervised")]
+    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
+    print(f"\nStep speed: arch={config.model.arch} image={'x'.join(map(str, shape))} batch={config.train.batch_size} "
+          f"labeled + {config.train.batch_size} unlabeled, device {name}, torch {torch.__version__}, {args.steps} steps")
+    print("| mode | ms / step | steps / s | peak memory |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['mode']} | {r['ms_per_step']:.2f} | {1000 / r['ms_per_step']:.1f} | {r['peak_mib']:.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
