@@ -34,10 +34,10 @@ def image_shape(data) -> tuple[int, int, int]:
 
 def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, steps: int, warmup: int) -> dict:
     import torch
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from ssgan.models import build_models, data_dependent_init
     from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
+    from ssgan.train import build_ema, build_optimizers
 
     tc, classes, n = config.train, 10, config.train.batch_size
     torch.manual_seed(tc.seed)
@@ -46,8 +46,8 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
                   torch.rand(n, *shape, device=device))
     data_dependent_init(d, torch.cat([batch.x_labeled, batch.x_unlabeled]))
     data_dependent_init(g, g.sample_latent(n, device=device), g.sample_classes(n, device=device))
-    ema = AveragedModel(d, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay))
-    opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
+    ema = build_ema(tc, d)
+    opt_d, opt_g = build_optimizers(tc, d, g)
     options = StepOptions(tc.unsupervised_weight, config.model.generator_loss)
 
     def step() -> None:
@@ -55,7 +55,8 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
             supervised_step(d, opt_d, batch)
         else:
             ssgan_step(d, g, opt_d, opt_g, batch, options)
-        ema_update(ema, d)
+        if ema is not None:
+            ema_update(ema, d)
 
     cuda = device.startswith("cuda")
     for _ in range(warmup):

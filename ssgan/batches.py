@@ -10,6 +10,7 @@ import torch
 
 from ssgan.checkpoint import DataMeta
 from ssgan.data.parquet import Split, describe, read_split
+from ssgan.metrics import to_device, to_tensor
 from ssgan.step import Batch
 
 
@@ -53,18 +54,5 @@ def batch_stream(data: WorkerData, batch_size: int, rng: np.random.Generator, de
     unlabeled_idx = index_stream(len(data.unlabeled.images), batch_size, rng)
     while True:
         li, ui = next(labeled_idx), next(unlabeled_idx)
-        yield Batch(_images(data.labeled.images[li], device), _to_device(data.labeled.labels[li], device),
-                    _images(data.unlabeled.images[ui], device))
-
-
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":
-        # A copy from pageable memory waits for the GPU to drain; from pinned memory it is queued.
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def _images(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1], as `metrics.to_tensor`, converted on the device."""
-    return _to_device(images, device).permute(0, 3, 1, 2).float().div_(255.0)
+        yield Batch(to_tensor(data.labeled.images[li], device), to_device(data.labeled.labels[li], device),
+                    to_tensor(data.unlabeled.images[ui], device))

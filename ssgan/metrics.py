@@ -25,9 +25,17 @@ def test_accuracy_class(index: int) -> str:
 EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, VAL_ACCURACY, VAL_ERROR)
 
 
+def to_device(array: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    tensor, device = torch.from_numpy(array), torch.device(device)
+    if device.type == "cuda":
+        # A copy from pageable memory waits for the GPU to drain; from pinned memory it is queued.
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1]."""
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [0, 1], converted on the device."""
+    return to_device(images, device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 @torch.no_grad()

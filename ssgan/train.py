@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ssgan import losses
 from ssgan.batches import WorkerData, batch_stream
 from ssgan.checkpoint import load_training_state
-from ssgan.config import Config
+from ssgan.config import Config, TrainConfig
 from ssgan.data.parquet import read_split
 from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
@@ -72,6 +72,15 @@ def _mean_across_ranks(stats: dict[str, float], device: torch.device) -> dict[st
     return dict(zip(keys, (t / dist.get_world_size()).tolist()))
 
 
+def build_ema(tc: TrainConfig, d: torch.nn.Module) -> AveragedModel | None:
+    """The averaged copy of D that is evaluated and saved (None when train.ema_decay is 0)."""
+    return AveragedModel(d, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay > 0 else None
+
+
+def build_optimizers(tc: TrainConfig, d: torch.nn.Module, g: torch.nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    return tuple(torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
+
+
 def run_training(job: TrainJob, session: Session) -> None:
     cfg, tc = job.config, job.config.train
     rank, world, device = session.rank, session.world_size, session.device
@@ -85,8 +94,8 @@ def run_training(job: TrainJob, session: Session) -> None:
     data_dependent_init(g, g.sample_latent(len(first.x_unlabeled), device=device),
                         g.sample_classes(len(first.x_unlabeled), device=device))
     d, g = session.prepare_model(d), session.prepare_model(g)
-    ema = AveragedModel(unwrap(d), multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay > 0 else None
-    opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
+    ema = build_ema(tc, unwrap(d))
+    opt_d, opt_g = build_optimizers(tc, d, g)
 
     with session.restore() as directory:
         state = load_training_state(directory) if directory else None
