@@ -18,18 +18,23 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# (C, H, W) of each source's prepared images when data.image_size / data.channels leave them as they are.
-NATIVE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
-                 "cifar10": (3, 32, 32), "svhn": (3, 32, 32)}
+# (H, W, C) of each built-in source's images before data.image_size / data.channels apply.
+NATIVE_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
+                 "cifar10": (32, 32, 3), "svhn": (32, 32, 3)}
 
 
 def image_shape(data) -> tuple[int, int, int]:
-    if data.image_size is not None and data.channels is not None:
-        return data.channels, data.image_size, data.image_size
-    if data.source not in NATIVE_SHAPES:
+    """(C, H, W) of the prepared images, by the data package's own size and channel rule."""
+    from ssgan.data.transform import target_shape
+
+    if data.source in NATIVE_SHAPES:
+        native = NATIVE_SHAPES[data.source]
+    elif data.image_size is not None and data.channels is not None:
+        native = (data.image_size, data.image_size, data.channels)
+    else:
         raise SystemExit(f"step_speed: data.source {data.source}: set data.image_size and data.channels in the params file")
-    c, h, w = NATIVE_SHAPES[data.source]
-    return data.channels or c, data.image_size or h, data.image_size or w
+    h, w, c = target_shape(native, data.image_size, data.channels)
+    return c, h, w
 
 
 def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, steps: int, warmup: int) -> dict:
