@@ -6,7 +6,9 @@
 Each (seed, mode) trains in its own process with one CPU thread (the in-process `LocalSession`:
 one worker, no Ray start-up), on the CPU or with `--device cuda` on a GPU, is selected on val
 and scored on test. The seed sets both the labeled subset (data.seed) and the training randomness
-(train.seed). Prints a table: mean ± std test error per mode, their ratio, wall time and peak RSS per run.
+(train.seed); `--first-seed` extends an earlier study with new seeds. Each run prints one progress line
+per epoch to stderr; at the end comes a table: mean ± std test error per mode, their ratio, wall time
+and peak RSS per run.
 """
 from __future__ import annotations
 
@@ -38,9 +40,19 @@ def _one_run(params: dict, data_dir: str, device: str = "cpu") -> dict:
     from ssgan.data.parquet import read_split
     from ssgan.train import LocalSession, TrainJob, run_training
 
+    class ProgressSession(LocalSession):
+        """A Fashion-MNIST run takes minutes per epoch on a CPU: say where each run is."""
+
+        def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+            super().report(metrics, checkpoint_dir)
+            if M.VAL_ERROR in metrics:
+                print(f"  seed {cfg.train.seed} {cfg.train.mode:<10} epoch {len(self.reports)}/{cfg.train.epochs} "
+                      f"{M.VAL_ERROR} {metrics[M.VAL_ERROR]:.4f} ({time.perf_counter() - start:.0f} s)",
+                      file=sys.stderr, flush=True)
+
     torch.set_num_threads(1)
     cfg = from_mapping(params)
-    session, start = LocalSession(device), time.perf_counter()
+    session, start = ProgressSession(device), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         run_training(TrainJob(cfg, data_dir), session)
     seconds = time.perf_counter() - start
@@ -73,12 +85,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", help="data.source (default: the params file's)")
     parser.add_argument("--labels-per-class", type=int, help="data.n_labeled_per_class (default: the params file's)")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds to run")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first of them (seeds are consecutive)")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="base params (data, model, train sections)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a param")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     parser.add_argument("--device", default="cpu", help="torch device of every run, e.g. cuda (runs in parallel share it)")
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.first_seed < 0:
+        raise SystemExit(f"ssl_gain: --seeds {args.seeds} --first-seed {args.first_seed}: need at least one seed, none negative")
 
     base = yaml.safe_load(args.params.read_text())
     base.setdefault("data", {})
@@ -100,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="ssl-gain-") as tmp, cf.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
         runs = []
-        for seed in range(args.seeds):
+        for seed in seeds(args):
             params = {**base, "data": {**base["data"], "seed": seed}}
             data_dir = Path(tmp) / f"seed{seed}"
             _prepare(params, data_dir)
@@ -117,10 +132,15 @@ def main(argv: list[str] | None = None) -> None:
     print_table(args, config, results)
 
 
+def seeds(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
+
+
 def print_table(args: argparse.Namespace, config, results: list[dict]) -> None:
     data, tc = config.data, config.train
     labels = f"{data.n_labeled} labels" if data.n_labeled else f"{data.n_labeled_per_class} labels/class"
-    print(f"\nSSL gain on {data.source}, {labels}, {args.seeds} seeds; "
+    chosen = seeds(args)
+    print(f"\nSSL gain on {data.source}, {labels}, {len(chosen)} seeds ({chosen[0]}-{chosen[-1]}); "
           f"epochs={tc.epochs} steps_per_epoch={tc.steps_per_epoch} batch_size={tc.batch_size} "
           f"arch={config.model.arch}")
     print("| mode | test error (mean ± std) | per seed | wall time / run | peak RSS / run |")

@@ -10,12 +10,15 @@ import ssl_gain  # noqa: E402
 import step_speed  # noqa: E402
 
 
-def test_ssl_gain_runs_both_modes_and_prints_the_ratio(tmp_path, capsys):
+def test_ssl_gain_runs_both_modes_and_prints_the_ratio(tmp_path, capfd):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(TINY_PARAMS))
-    ssl_gain.main(["--params", str(params), "--seeds", "1", "--jobs", "1", "--set", "train.epochs=1"])
-    out = capsys.readouterr().out
-    assert "SSL gain on digits, 3 labels/class, 1 seeds; epochs=1" in out
+    ssl_gain.main(["--params", str(params), "--seeds", "1", "--first-seed", "4", "--jobs", "1", "--set", "train.epochs=2"])
+    out, err = capfd.readouterr()  # fd-level: the runs print their progress from child processes
+    assert "SSL gain on digits, 3 labels/class, 1 seeds (4-4); epochs=2" in out
+    for mode in ("ssgan", "supervised"):
+        lines = [line.split() for line in err.splitlines()]
+        assert [w[4] for w in lines if w[:4] == ["seed", "4", mode, "epoch"]] == ["1/2", "2/2"]
     assert "| ssgan |" in out and "| supervised |" in out
     ratio = float(out.rsplit("ratio ssgan / supervised = ", 1)[1].split()[0])
     assert ratio > 0
@@ -39,3 +42,10 @@ def test_step_speed_needs_a_shape_for_user_images(tmp_path):
 
     with pytest.raises(SystemExit, match="set data.image_size and data.channels"):
         step_speed.image_shape(DataConfig(source="idx", path=str(tmp_path)))
+
+
+def test_ssl_gain_refuses_an_empty_seed_range(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="need at least one seed"):
+        ssl_gain.main(["--seeds", "0"])
