@@ -45,10 +45,9 @@ def _one_run(params: dict, data_dir: str, device: str = "cpu") -> dict:
 
         def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
             super().report(metrics, checkpoint_dir)
-            if M.VAL_ERROR in metrics:
-                print(f"  seed {cfg.train.seed} {cfg.train.mode:<10} epoch {len(self.reports)}/{cfg.train.epochs} "
-                      f"{M.VAL_ERROR} {metrics[M.VAL_ERROR]:.4f} ({time.perf_counter() - start:.0f} s)",
-                      file=sys.stderr, flush=True)
+            print(f"{_run_label(cfg.train.seed, cfg.train.mode)} epoch {len(self.reports)}/{cfg.train.epochs} "
+                  f"{M.VAL_ERROR} {metrics[M.VAL_ERROR]:.4f} ({time.perf_counter() - start:.0f} s)",
+                  file=sys.stderr, flush=True)
 
     torch.set_num_threads(1)
     cfg = from_mapping(params)
@@ -62,6 +61,11 @@ def _one_run(params: dict, data_dir: str, device: str = "cpu") -> dict:
     return {"mode": cfg.train.mode, "seed": cfg.train.seed, "test_error": 1.0 - accuracy, "best_epoch": model.epoch,
             "val_error": 1.0 - model.val_accuracy,
             "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _run_label(seed: int, mode: str) -> str:
+    """The prefix of every line a run prints, progress and result alike."""
+    return f"  seed {seed} {mode:<10}"
 
 
 def _prepare(params: dict, out: Path) -> None:
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         for future in cf.as_completed(runs):
             r = future.result()
             results.append(r)
-            print(f"  seed {r['seed']} {r['mode']:<10} test_error {r['test_error']:.4f} "
+            print(f"{_run_label(r['seed'], r['mode'])} test_error {r['test_error']:.4f} "
                   f"(selected: epoch {r['best_epoch']}, val_error {r['val_error']:.4f}) "
                   f"{r['seconds']:.0f} s {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
     print_table(args, config, results)
