@@ -1,11 +1,14 @@
-"""DVC stage `evaluate`: params `evaluate` + models/model.pt + test split -> metrics.json, plots/confusion.csv."""
+"""DVC stage `evaluate`: params `evaluate` + models/model.pt + test split -> metrics.json, plots/ (test side)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.evaluate import evaluate
+from ssgan.evaluate import EvaluateOutputs, evaluate
+
+OUTPUTS = EvaluateOutputs(metrics=Path("metrics.json"), per_class=Path("plots/test_accuracy_class.csv"),
+                          confusion=Path("plots/confusion.csv"), confusion_image=Path("plots/confusion.png"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,11 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("evaluate",))
-    results = evaluate(cfg.evaluate, args.model, args.data, args.model.parent / "mlflow_run.json",
-                       Path("metrics.json"), Path("plots/confusion.csv"), Path("plots/confusion.png"),
-                       P.tracking_uri(Path.cwd()))
+    results = evaluate(cfg.evaluate, args.model, args.data, OUTPUTS, P.tracking_uri(P.project_root()))
+    where = f" and MLflow run {results['run_id']}" if results["run_id"] else ""
     print(f"[ssgan] test_accuracy {results['test_accuracy']:.4f} (test_error {results['test_error']:.4f}) "
-          f"for the model selected on val at epoch {results['best_epoch']}; written to metrics.json")
+          f"for the model selected on val at epoch {results['best_epoch']}; written to {OUTPUTS.metrics}{where}")
 
 
 if __name__ == "__main__":

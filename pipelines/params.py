@@ -36,6 +36,16 @@ def data_config(path: str | Path) -> DataConfig:
     return dataclasses.replace(data, cache_dir=cache) if cache else data
 
 
+def project_root() -> Path:
+    """Where the local stores live: DVC_ROOT when DVC runs the stage, else the current directory.
+
+    DVC sets DVC_ROOT for every stage, and for a queued experiment (which runs in a temp copy
+    under .dvc/tmp) it points at the real project, so its MLflow run and Ray checkpoints land in
+    the project's stores instead of vanishing with the temp copy.
+    """
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI, else a sqlite store in the project folder."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
@@ -47,7 +57,7 @@ def artifact_root(root: Path) -> Path | None:
 
 
 def cluster(root: Path) -> Cluster:
-    """RAY_ADDRESS (else a local Ray), SSGAN_RAY_STORAGE (else ./.ray_results), SSGAN_MAX_FAILURES (else 0)."""
+    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else ./.ray_results), SSGAN_MAX_FAILURES (else 0)."""
     failures = os.environ.get("SSGAN_MAX_FAILURES", "0")
     if not failures.isdigit():
         raise ConfigError(f"SSGAN_MAX_FAILURES: got {failures!r}; allowed: an integer >= 0")

@@ -1,4 +1,4 @@
-"""DVC stage `train`: params `data`, `model`, `train` + prepared splits -> models/, plots/train.csv, plots/samples.png."""
+"""DVC stage `train`: params `data`, `model`, `train` + prepared splits -> models/model.pt, plots/ (training side)."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,8 @@ from pathlib import Path
 from pipelines import params as P
 from ssgan import launch
 
-OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), run_info=Path("models/mlflow_run.json"),
-                              history=Path("plots/train.csv"), samples=Path("plots/samples.png"))
+OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), history=Path("plots/train.csv"),
+                              samples=Path("plots/samples.png"), curves=Path("plots/curves.png"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("data", "model", "train"))
-    root = Path.cwd()
+    root = P.project_root()
     result = launch.train(cfg, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root))
     print(f"[ssgan] trained ({cfg.train.mode}): best val_accuracy {result['val_accuracy']:.4f} at epoch "
           f"{result['best_epoch']}; model {OUTPUTS.model}; MLflow run {result['run_id']}")

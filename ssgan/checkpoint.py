@@ -41,10 +41,14 @@ class DataMeta:
         return cls(tuple(d["image_shape"]), int(d["num_classes"]), tuple(d["class_names"]), d["source"])
 
 
-def atomic_save(obj: Any, path: Path) -> None:
+def payload_bytes(obj: Any) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    atomic_write(path, payload_bytes(obj))
 
 
 def model_payload(config: Config, meta: DataMeta, d: torch.nn.Module, g: torch.nn.Module,

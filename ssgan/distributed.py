@@ -4,6 +4,9 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 """
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,17 @@ from ssgan.train import TrainJob, train_loop_per_worker
 
 # Ray Train's controller polls workers every 2 s by default, which made each per-epoch report
 # block that long; 0.1 s keeps short epochs cheap. Its print patch would show every line twice.
+# Train V2 copies RAY_TRAIN_* variables from the driver to its controller and workers.
 RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+# A private local Ray serves one training on one machine: nothing to preempt, and the watcher's
+# actor prints an error line from C++ on every run.
+LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+# Ray Train run directories are named RUN_PREFIX + MLflow run id; interrupted ones are kept for a
+# while (their checkpoints are the only copy of the work), finished ones are deleted.
+RUN_PREFIX = "ssgan-"
+KEEP_UNFINISHED_RUNS = 3
 
 
 class ClusterError(RuntimeError):
@@ -21,10 +34,71 @@ class ClusterError(RuntimeError):
 
 
 def connect(cluster: Cluster) -> None:
+    """Join the cluster at `cluster.address`, or start a private local Ray that never looks for others.
+
+    Ray's own processes (Train's placement-group cleaner, the state API) find "their" cluster from
+    RAY_ADDRESS or /tmp/ray/ray_current_cluster; with another instance on the machine (a second
+    checkout, a teammate) they would pick the wrong one or raise "Found multiple active Ray
+    instances". So every Ray process we start is told the exact address through its runtime env.
+    """
+    if "ray" not in sys.modules:
+        # Ray caches this at import. "token" is 2.60's default for a new local instance; setting it
+        # explicitly keeps auth on and drops the warning that it was turned on.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=cluster.address, runtime_env={"env_vars": RAY_ENV}, log_to_driver=True)
+    if ray.is_initialized():
+        return
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    if cluster.address is not None:
+        # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
+        env = {} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address}
+        ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
+        return
+    for key, value in LOCAL_RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    port = _free_port()
+    os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # the only way to choose the new GCS's port before it starts
+    try:
+        # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
+        ray.init(address="local", num_cpus=local_cpus(), log_to_driver=True,
+                 runtime_env={"env_vars": {"RAY_ADDRESS": f"127.0.0.1:{port}"}})
+    finally:
+        os.environ.pop("RAY_GCS_SERVER_PORT", None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local_cpus() -> int:
+    """CPUs this process may use (affinity-aware); the local Ray instance is started with this many."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_local_cpus(cluster: Cluster, num_workers: int, use_gpu: bool) -> None:
+    """Without RAY_ADDRESS the answer is known before Ray starts: refuse in milliseconds, not after start-up."""
+    if cluster.address is not None:
+        return
+    if use_gpu:
+        import torch
+
+        _check(num_workers, torch.cuda.device_count(), "GPU", "this machine")
+    else:
+        _check(num_workers, local_cpus(), "CPU", "this machine")
+
+
+def _check(num_workers: int, have: float, kind: str, where: str) -> None:
+    if have >= num_workers:
+        return
+    if kind == "GPU":
+        raise ClusterError(f"train.num_workers={num_workers} with train.use_gpu=true needs {num_workers} GPU(s); "
+                           f"{where} has {have:g}. Lower train.num_workers or set train.use_gpu: false")
+    raise ClusterError(f"train.num_workers={num_workers} needs {num_workers} CPU(s); {where} has {have:g}. "
+                       f"Lower train.num_workers or add nodes (RAY_ADDRESS)")
 
 
 def check_resources(num_workers: int, use_gpu: bool) -> None:
@@ -32,13 +106,8 @@ def check_resources(num_workers: int, use_gpu: bool) -> None:
     import ray
 
     total = ray.cluster_resources()
-    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
-    if use_gpu and gpus < num_workers:
-        raise ClusterError(f"train.num_workers={num_workers} with train.use_gpu=true needs {num_workers} GPU(s); "
-                           f"the Ray cluster has {gpus:g}. Lower train.num_workers or set train.use_gpu: false")
-    if not use_gpu and cpus < num_workers:
-        raise ClusterError(f"train.num_workers={num_workers} needs {num_workers} CPU(s); the Ray cluster has {cpus:g}. "
-                           f"Lower train.num_workers or add nodes (RAY_ADDRESS)")
+    kind = "GPU" if use_gpu else "CPU"
+    _check(num_workers, total.get(kind, 0), kind, "the Ray cluster")
 
 
 def fit(job: TrainJob, cluster: Cluster, name: str) -> dict[str, Any]:
@@ -54,7 +123,7 @@ def fit(job: TrainJob, cluster: Cluster, name: str) -> dict[str, Any]:
         train_loop_config={"job": job},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker={"GPU": 1} if tc.use_gpu else {"CPU": 1}),
-        run_config=RunConfig(name=name, storage_path=str(Path(cluster.storage_path).expanduser()),
+        run_config=RunConfig(name=name, storage_path=storage_uri(cluster.storage_path),
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=cluster.max_failures),
                              # Ray Train logs every report at INFO; our per-epoch line says what matters.
@@ -64,4 +133,27 @@ def fit(job: TrainJob, cluster: Cluster, name: str) -> dict[str, Any]:
     if result.checkpoint is None:
         raise RuntimeError(f"Ray Train run {name!r} ended without a checkpoint")
     with result.checkpoint.as_directory() as directory:
-        return load_training_state(Path(directory))
+        state = load_training_state(Path(directory))
+    # The final state now lives in the caller's hands (model file, MLflow); only unfinished runs
+    # keep their directory, and only the newest few of those, so the storage does not grow per run.
+    prune_runs(cluster.storage_path, finished=name, keep_unfinished=KEEP_UNFINISHED_RUNS)
+    return state
+
+
+def storage_uri(path: str) -> str:
+    """A local path made absolute (Ray needs it), or a URI (s3://, gs://, ...) as given."""
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def prune_runs(storage_path: str, finished: str, keep_unfinished: int) -> None:
+    """Delete the finished run's directory and all but the newest `keep_unfinished` other ssgan runs."""
+    from pyarrow import fs
+
+    filesystem, root = fs.FileSystem.from_uri(storage_uri(storage_path))
+    infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
+    runs = sorted((i for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(RUN_PREFIX)),
+                  key=lambda i: i.mtime_ns or 0)
+    others = [i for i in runs if i.base_name != finished]
+    doomed = [i for i in runs if i.base_name == finished] + others[:max(0, len(others) - keep_unfinished)]
+    for info in doomed:
+        filesystem.delete_dir(info.path)

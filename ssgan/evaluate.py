@@ -1,7 +1,9 @@
-"""The evaluate stage: test metrics of the model selected on val, to metrics.json, a confusion plot and MLflow."""
+"""The evaluate stage: test metrics of the model selected on val, to metrics.json, plots and its MLflow run."""
 from __future__ import annotations
 
-import json
+import hashlib
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ssgan import metrics as M
@@ -9,33 +11,45 @@ from ssgan import tracking
 from ssgan.checkpoint import load_model
 from ssgan.config import EvaluateConfig
 from ssgan.data.parquet import read_split
-from ssgan.fileio import atomic_write, csv_bytes, json_bytes
-from ssgan.images import confusion_png
+from ssgan.fileio import atomic_write_many, csv_bytes, json_bytes
+from ssgan.plots import confusion_png
 
 
-def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, run_info: Path, metrics_path: Path,
-             confusion_path: Path, confusion_image: Path, tracking_uri: str) -> dict:
-    """Test metrics of the val-selected model (EMA weights): metrics.json, confusion plots, the same in MLflow."""
+@dataclass(frozen=True)
+class EvaluateOutputs:
+    metrics: Path  # metrics.json: the headline numbers `dvc exp show` lists
+    per_class: Path  # plots/test_accuracy_class.csv: one row per class (kept out of metrics.json: ten more columns)
+    confusion: Path  # plots/confusion.csv: one row per test image
+    confusion_image: Path  # plots/confusion.png
+
+
+def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: EvaluateOutputs, tracking_uri: str) -> dict:
+    """Test metrics of the val-selected model (EMA weights): files first in memory, MLflow, then the files together."""
     model = load_model(model_path)
     test = read_split(Path(data_dir) / "test.parquet")
     preds = M.predict(model.discriminator, test.images, cfg.batch_size)
     acc = M.accuracy(preds, test.labels)
     counts = M.confusion_matrix(preds, test.labels, model.meta.num_classes)
-    test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc}
-    test_metrics.update({M.test_accuracy_class(i): float(a) for i, a in enumerate(M.per_class_accuracy(counts))
-                         if a == a})  # NaN (class absent from test) is left out
-    results = {**test_metrics, M.VAL_ACCURACY: model.val_accuracy, M.BEST_EPOCH: model.epoch}
     names = model.meta.class_names
+    per_class = [{"class_index": i, "class": names[i], M.TEST_ACCURACY_CLASS: float(a)}
+                 for i, a in enumerate(M.per_class_accuracy(counts)) if a == a]  # NaN (class absent from test) left out
+    results = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc, M.VAL_ACCURACY: model.val_accuracy, M.BEST_EPOCH: model.epoch}
     rows = [{"actual": names[a], "predicted": names[p]} for a, p in zip(test.labels, preds)]
-    atomic_write(confusion_path, csv_bytes(rows, ["actual", "predicted"]))
-    atomic_write(confusion_image, confusion_png(counts, names))
-    atomic_write(metrics_path, json_bytes(results))
-    info = json.loads(Path(run_info).read_text())
-    run = tracking.RunRef(tracking_uri, info["run_id"], info["experiment"])
-    if tracking.run_exists(run):
-        tracking.log_metrics(run, test_metrics, step=model.epoch)
-        tracking.log_artifact(run, confusion_path)
-        tracking.log_artifact(run, confusion_image)
+    files = {outputs.metrics: json_bytes(results),
+             outputs.per_class: csv_bytes(per_class, ["class_index", "class", M.TEST_ACCURACY_CLASS]),
+             outputs.confusion: csv_bytes(rows, ["actual", "predicted"]),
+             outputs.confusion_image: confusion_png(counts, names)}
+
+    run = tracking.find_run(tracking_uri, tracking.MODEL_MD5_TAG, hashlib.md5(Path(model_path).read_bytes()).hexdigest())
+    if run is None:
+        print(f"[ssgan] no MLflow run in {tracking_uri} wrote {model_path}; test metrics go to {outputs.metrics} only")
     else:
-        print(f"[ssgan] MLflow run {run.run_id} is not in {tracking_uri}; test metrics written to {metrics_path} only")
-    return results
+        test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc,
+                        **{M.test_accuracy_class(r["class_index"]): r[M.TEST_ACCURACY_CLASS] for r in per_class}}
+        tracking.log_metrics(run, test_metrics, step=model.epoch)
+        with tempfile.TemporaryDirectory(prefix="ssgan-artifacts-") as tmp:
+            for path in (outputs.per_class, outputs.confusion, outputs.confusion_image):
+                (Path(tmp) / path.name).write_bytes(files[path])
+                tracking.log_artifact(run, Path(tmp) / path.name)
+    atomic_write_many(files)
+    return {**results, "run_id": run.run_id if run else None}

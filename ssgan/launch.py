@@ -1,6 +1,8 @@
-"""The train stage: launch Ray training, then write the val-selected model, curves and samples, and log them to MLflow."""
+"""The train stage: launch Ray training, log the val-selected model, curves and samples to MLflow, then write them."""
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,12 +10,14 @@ import torch
 
 from ssgan import metrics as M
 from ssgan import tracking
-from ssgan.checkpoint import atomic_save, model_from_payload
+from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.parquet import SPLITS, describe
-from ssgan.distributed import check_resources, connect, fit
-from ssgan.fileio import atomic_write, csv_bytes, json_bytes
+from ssgan.distributed import RUN_PREFIX, check_local_cpus, check_resources, connect, fit
+from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
+from ssgan.plots import curves_png
+from ssgan.tracking import MODEL_MD5_TAG
 from ssgan.train import TrainJob
 
 # The MLflow model environment: what loading the logged models needs (and faster than inferring it).
@@ -29,9 +33,9 @@ def check_prepared(data_dir: Path) -> None:
 @dataclass(frozen=True)
 class TrainOutputs:
     model: Path  # models/model.pt: the model selected on val
-    run_info: Path  # models/mlflow_run.json
     history: Path  # plots/train.csv
     samples: Path  # plots/samples.png
+    curves: Path  # plots/curves.png
 
 
 def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: int) -> bytes:
@@ -50,26 +54,37 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
           cluster: Cluster) -> dict:
-    """Train with Ray, then write the val-selected model, curves and samples and log them to MLflow."""
+    """Train with Ray, log the val-selected model, curves and samples to MLflow, then write them.
+
+    The output files are replaced together at the very end, so a run that fails or is interrupted
+    leaves the previous outputs as they were (dvc.yaml marks them `persist`, so DVC keeps them too).
+    """
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
     source = describe(data_dir / "val.parquet")[0]["source"]
+    check_local_cpus(cluster, cfg.train.num_workers, cfg.train.use_gpu)  # answered before Ray starts
     connect(cluster)  # fail on missing resources before an MLflow run is opened
     check_resources(cfg.train.num_workers, cfg.train.use_gpu)
     run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
                              tags={"ssgan.mode": cfg.train.mode})
     try:
-        state = fit(TrainJob(cfg, str(data_dir), run), cluster, name=f"ssgan-{run.run_id}")
+        state = fit(TrainJob(cfg, str(data_dir), run), cluster, name=f"{RUN_PREFIX}{run.run_id}")
         best = state["best"]
-        atomic_save(best, outputs.model)
         model = model_from_payload(best)
         columns = ["epoch", "step", *[m for m in M.EPOCH_METRICS if m in state["history"][0]]]
-        atomic_write(outputs.history, csv_bytes(state["history"], columns))
-        atomic_write(outputs.samples, sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes, cfg.train.seed))
-        atomic_write(outputs.run_info, json_bytes({"run_id": run.run_id, "experiment": run.experiment_name}))
-        tracking.log_artifact(run, outputs.samples)
-        tracking.log_artifact(run, outputs.history)
+        files = {outputs.model: payload_bytes(best),
+                 outputs.history: csv_bytes(state["history"], columns),
+                 outputs.samples: sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes,
+                                              cfg.train.seed),
+                 outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
+        with tempfile.TemporaryDirectory(prefix="ssgan-artifacts-") as tmp:
+            for path in (outputs.history, outputs.samples, outputs.curves):
+                (Path(tmp) / path.name).write_bytes(files[path])
+                tracking.log_artifact(run, Path(tmp) / path.name)
         tracking.log_models(run, model, MODEL_REQUIREMENTS)
+        # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
+        tracking.set_tag(run, MODEL_MD5_TAG, hashlib.md5(files[outputs.model]).hexdigest())
+        atomic_write_many(files)
     except BaseException:
         tracking.end_run(run, "FAILED")
         raise

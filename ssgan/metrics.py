@@ -15,11 +15,13 @@ VAL_ERROR = "val_error"
 TEST_ACCURACY = "test_accuracy"
 TEST_ERROR = "test_error"
 BEST_EPOCH = "best_epoch"
+# Per-class test accuracy: a column of plots/test_accuracy_class.csv, and in MLflow one metric per class.
+TEST_ACCURACY_CLASS = "test_accuracy_class"
 
 
 def test_accuracy_class(index: int) -> str:
     """Per-class test accuracy, keyed by class index (class names may hold characters MLflow refuses)."""
-    return f"test_accuracy_class_{index}"
+    return f"{TEST_ACCURACY_CLASS}_{index}"
 
 
 EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, VAL_ACCURACY, VAL_ERROR)

@@ -1,8 +1,9 @@
 """The only module that talks to MLflow.
 
 The driver opens one run per training (`start_run`); rank 0 logs per-epoch metrics into it by
-run id; the driver logs the selected models and sample grid when training ends; the evaluate
-stage adds test metrics to the same run.
+run id; the driver logs the selected models and sample grid when training ends and tags the run
+with the md5 of the model file it wrote; the evaluate stage finds the run by that tag
+(`find_run`) and adds the test metrics to it.
 """
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from ssgan.checkpoint import LoadedModel
+
+
+# The tag linking a run to the model file it wrote: the file's md5, as dvc.lock records it.
+MODEL_MD5_TAG = "ssgan.model_md5"
 
 
 @dataclass(frozen=True)
@@ -63,24 +69,38 @@ def end_run(ref: RunRef, status: str = "FINISHED") -> None:
     _client(ref.tracking_uri).set_terminated(ref.run_id, status=status)
 
 
-def run_exists(ref: RunRef) -> bool:
-    from mlflow.exceptions import MlflowException
+def set_tag(ref: RunRef, key: str, value: str) -> None:
+    _client(ref.tracking_uri).set_tag(ref.run_id, key, value)
 
-    try:
-        _client(ref.tracking_uri).get_run(ref.run_id)
-        return True
-    except MlflowException:
-        return False
+
+def find_run(tracking_uri: str, tag: str, value: str) -> RunRef | None:
+    """The newest run carrying `tag` = `value` in any experiment (None when there is none)."""
+    from mlflow.entities import ViewType
+
+    client = _client(tracking_uri)
+    ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    if not ids:
+        return None
+    runs = client.search_runs(ids, filter_string=f"tags.`{tag}` = '{value}'", order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    if not runs:
+        return None
+    return RunRef(tracking_uri, runs[0].info.run_id, client.get_experiment(runs[0].info.experiment_id).name)
 
 
 class Classifier(nn.Module):
-    """D without its feature output: images -> K class logits (what a served classifier returns)."""
+    """The served classifier: images as `prepare` stores them (uint8, N x H x W x C) -> K class logits.
+
+    It scales to [0, 1] itself, so a user passes the Parquet splits' pixels (or a decoded PNG)
+    unchanged, and the uint8 signature refuses floats that would otherwise be scored silently wrong.
+    """
 
     def __init__(self, discriminator: nn.Module) -> None:
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
         return self.discriminator(x)[0]
 
 
@@ -108,6 +128,6 @@ def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> 
     mlflow.set_tracking_uri(ref.tracking_uri)
     with mlflow.start_run(run_id=ref.run_id):
         mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
-                                 input_example=torch.zeros(2, c, h, w).numpy(), pip_requirements=pip_requirements)
+                                 input_example=np.zeros((2, h, w, c), np.uint8), pip_requirements=pip_requirements)
         mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
                                  pip_requirements=pip_requirements)

@@ -29,11 +29,13 @@ def prepared_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One local 2-CPU Ray instance for all tests that need it (start-up is the slow part)."""
+    """One private local Ray instance for all tests that need it (start-up is the slow part), started
+    the way `ssgan train` starts it, so it never joins another instance on the machine."""
     import ray
 
-    from ssgan.distributed import RAY_ENV
+    from ssgan.config import Cluster
+    from ssgan.distributed import connect
 
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": RAY_ENV}, log_to_driver=False)
+    connect(Cluster())
     yield
     ray.shutdown()

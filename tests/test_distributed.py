@@ -1,13 +1,14 @@
-import dataclasses
+import os
 
 import pytest
 
-from ssgan.distributed import Cluster, ClusterError, check_resources, fit
+from ssgan.distributed import Cluster, ClusterError, check_resources, fit, prune_runs
 from ssgan.train import TrainJob
 
 
 def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path):
-    state = fit(TrainJob(tiny_config, str(prepared_dir)), Cluster(storage_path=str(tmp_path)), name="two-workers")
+    state = fit(TrainJob(tiny_config, str(prepared_dir)), Cluster(storage_path=str(tmp_path)), name="ssgan-two-workers")
+    assert not (tmp_path / "ssgan-two-workers").exists()  # finished: its state is the caller's now
     assert state["epoch"] == tiny_config.train.epochs
     assert state["step"] == tiny_config.train.epochs * tiny_config.train.steps_per_epoch
     history = state["history"]
@@ -18,16 +19,19 @@ def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path
     assert set(state["best"]) >= {"config", "data", "discriminator", "generator", "epoch"}
 
 
-def test_resume_continues_from_the_last_checkpoint(ray_local, prepared_dir, tiny_config, tmp_path):
-    job = TrainJob(tiny_config, str(prepared_dir))
-    fit(job, Cluster(storage_path=str(tmp_path)), name="resumable")
-    longer = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=3))
-    state = fit(TrainJob(longer, str(prepared_dir)), Cluster(storage_path=str(tmp_path)), name="resumable")
-    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]  # epochs 1-2 restored, only 3 trained
+def test_prune_removes_the_finished_run_and_all_but_the_newest_unfinished(tmp_path):
+    for age, name in enumerate(["ssgan-old", "ssgan-mid", "ssgan-new", "ssgan-done", "not-ours"]):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, ns=(age * 10**9, age * 10**9))
+    prune_runs(str(tmp_path), finished="ssgan-done", keep_unfinished=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-ours", "ssgan-mid", "ssgan-new"]
 
 
 def test_more_workers_than_cpus_fails_fast(ray_local):
-    with pytest.raises(ClusterError, match=r"train.num_workers=3 needs 3 CPU\(s\); the Ray cluster has 2"):
-        check_resources(3, use_gpu=False)
+    import ray
+
+    have = int(ray.cluster_resources()["CPU"])
+    with pytest.raises(ClusterError, match=rf"train.num_workers={have + 1} needs {have + 1} CPU\(s\); the Ray cluster has {have}\."):
+        check_resources(have + 1, use_gpu=False)
     with pytest.raises(ClusterError, match="train.use_gpu=true needs 1 GPU"):
         check_resources(1, use_gpu=True)

@@ -1,15 +1,19 @@
 """The three stages through the command line, in a temporary project folder, as `dvc repro` runs them."""
 import csv
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
 from pipelines.cli import main
+from ssgan.data.parquet import read_split
 from tests.conftest import TINY_PARAMS
 from tests.test_tracking import logged_models
 
@@ -21,6 +25,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
     return tmp_path
 
@@ -29,26 +34,38 @@ def test_prepare_train_evaluate(ray_local, project):
     for stage in ("prepare", "train", "evaluate"):
         main([stage])
     metrics = json.loads((project / "metrics.json").read_text())
-    per_class = {f"test_accuracy_class_{i}" for i in range(10)}
-    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch"} | per_class
+    # Four headline numbers: `dvc exp show` stays narrow; per-class accuracies have their own file.
+    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch"}
+    per_class = list(csv.DictReader((project / "plots/test_accuracy_class.csv").open()))
+    assert [r["class"] for r in per_class] == [str(i) for i in range(10)]
     # 100 stratified test examples: 10 per class, so the overall accuracy is the mean over classes.
-    assert metrics["test_accuracy"] == pytest.approx(sum(metrics[k] for k in per_class) / 10)
-    assert (project / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert metrics["test_accuracy"] == pytest.approx(sum(float(r["test_accuracy_class"]) for r in per_class) / 10)
     assert metrics["test_accuracy"] + metrics["test_error"] == pytest.approx(1.0)
+    for png in ("plots/confusion.png", "plots/samples.png", "plots/curves.png"):
+        assert (project / png).read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((project / "plots/train.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert (project / "plots/samples.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((project / "plots/confusion.csv").read_text().splitlines()) == 1 + 100
+    confusion = list(csv.DictReader((project / "plots/confusion.csv").open()))
+    assert len(confusion) == 100
 
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    run_id = json.loads((project / "models/mlflow_run.json").read_text())["run_id"]
-    run = mlflow.MlflowClient(uri).get_run(run_id)
+    md5 = hashlib.md5((project / "models/model.pt").read_bytes()).hexdigest()
+    (run,) = mlflow.MlflowClient(uri).search_runs(
+        [mlflow.MlflowClient(uri).get_experiment_by_name("ssgan-digits").experiment_id])
+    assert run.data.tags["ssgan.model_md5"] == md5  # how evaluate found the run
     assert run.data.params["train.epochs"] == "2"
     assert run.data.metrics["test_accuracy"] == metrics["test_accuracy"]
-    assert run.data.metrics["test_accuracy_class_3"] == metrics["test_accuracy_class_3"]
+    assert run.data.metrics["test_accuracy_class_3"] == float(per_class[3]["test_accuracy_class"])
     assert run.data.metrics["val_accuracy"] == float(rows[-1]["val_accuracy"])
-    assert set(logged_models(uri, run_id)) == {"classifier", "generator"}
-    assert mlflow.get_experiment(run.info.experiment_id).name == "ssgan-digits"
+    artifacts = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
+    assert {"curves.png", "samples.png", "train.csv", "confusion.png", "test_accuracy_class.csv"} <= artifacts
+    models = logged_models(uri, run.info.run_id)
+    assert set(models) == {"classifier", "generator"}
+
+    # The logged classifier takes the test split's pixels as stored (uint8) and predicts what evaluate did.
+    test = read_split(project / "data/prepared/test.parquet")
+    logits = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}").predict(test.images)
+    assert [str(p) for p in np.asarray(logits).argmax(axis=1)] == [r["predicted"] for r in confusion]
 
 
 def _cli(*args, cwd):
@@ -94,14 +111,19 @@ def test_help_lists_subcommands():
         assert stage in result.stdout
 
 
-def test_more_workers_than_cpus_is_one_line_error(ray_local, project, prepared_dir, capsys):
+def test_more_workers_than_local_cpus_is_refused_before_ray_starts(project, prepared_dir, capsys, monkeypatch):
+    def no_ray(*_):
+        raise AssertionError("Ray was started although the answer was known without it")
+
+    monkeypatch.setattr("ssgan.launch.connect", no_ray)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["num_workers"] = 3
+    params["train"]["num_workers"] = os.cpu_count() + 1
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--data", str(prepared_dir)])
     assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip()
-    assert err == ("ssgan train: error: train.num_workers=3 needs 3 CPU(s); the Ray cluster has 2. "
-                   "Lower train.num_workers or add nodes (RAY_ADDRESS)")
+    n = os.cpu_count() + 1
+    assert capsys.readouterr().err.strip() == (
+        f"ssgan train: error: train.num_workers={n} needs {n} CPU(s); this machine has {n - 1}. "
+        "Lower train.num_workers or add nodes (RAY_ADDRESS)")
     assert not (project / "models").exists() and not (project / "mlflow.db").exists()

@@ -1,8 +1,14 @@
+import time
+
 import mlflow
+import numpy as np
+import pytest
 import torch
+from mlflow.exceptions import MlflowException
 
 from ssgan import tracking
 from ssgan.checkpoint import DataMeta, LoadedModel
+from ssgan.metrics import to_tensor
 from ssgan.models import build_models
 
 
@@ -35,18 +41,28 @@ def test_mlflow_logging_into_temporary_sqlite_store(tmp_path, tiny_config):
     history = client.get_metric_history(ref.run_id, "val_accuracy")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 1.0)]
     assert [a.path for a in client.list_artifacts(ref.run_id)] == ["grid.png"]
-    assert tracking.run_exists(ref)
 
     models = logged_models(uri, ref.run_id)
     assert set(models) == {"classifier", "generator"}
-    x = torch.rand(3, 1, 8, 8)
+    # The served classifier takes pixels as `prepare` stores them (uint8, N x H x W x C) and scales them itself.
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)
     served = mlflow.pytorch.load_model(f"models:/{models['classifier'].model_id}")
-    torch.testing.assert_close(served(x), d(x)[0])
+    torch.testing.assert_close(served(torch.from_numpy(pixels)), d(to_tensor(pixels))[0])
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}")
+    np.testing.assert_allclose(pyfunc.predict(pixels), d(to_tensor(pixels))[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(MlflowException, match="uint8"):  # floats 0..255 would be scored as if 255x brighter
+        pyfunc.predict(pixels.astype(np.float32))
     generator = mlflow.pytorch.load_model(f"models:/{models['generator'].model_id}")
     assert generator(torch.rand(2, tiny_config.model.latent_dim)).shape == (2, 1, 8, 8)
 
 
-def test_unknown_run_is_reported_missing(tmp_path):
+def test_find_run_by_tag_returns_the_newest(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
-    assert not tracking.run_exists(tracking.RunRef(uri, "0" * 32, "ssgan-test"))
+    older = tracking.start_run(uri, "ssgan-a", {}, tmp_path / "mlruns")
+    time.sleep(0.01)  # start times are in ms
+    newer = tracking.start_run(uri, "ssgan-b", {}, tmp_path / "mlruns")
+    tracking.start_run(uri, "ssgan-a", {}, tmp_path / "mlruns")  # untagged
+    for ref in (older, newer):
+        tracking.set_tag(ref, tracking.MODEL_MD5_TAG, "abc")
+    assert tracking.find_run(uri, tracking.MODEL_MD5_TAG, "abc") == newer
+    assert tracking.find_run(uri, tracking.MODEL_MD5_TAG, "def") is None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssgan.data.catalog import DataSourceError
+from ssgan.fileio import default_mode
 
 TIMEOUT_S = 60
 
@@ -78,6 +79,7 @@ def _download(url: str, dest: Path, algorithm: str, expected: str, opener: Calla
         if got != expected:
             # Not a mirror hiccup to retry elsewhere: the bytes are not the published file.
             raise _mismatch(url, algorithm, got, expected, "nothing was written to the cache")
+        os.chmod(tmp, default_mode())
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -6,17 +6,14 @@ leaves half-written splits. Readers fail with one line naming the file and the f
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ssgan.fileio import staging
 
 METADATA_KEY = b"ssgan"
 SPLITS = ("labeled", "unlabeled", "val", "test")
@@ -102,25 +99,6 @@ class SplitWriter:
             # An empty split still gets its (empty) row group, as pq.write_table writes one.
             self._writer.write_table(self._schema.empty_table())
         self._writer.close()
-
-
-@contextmanager
-def staging(out_dir: Path) -> Iterator[Path]:
-    """A temp dir beside `out_dir` to write into; swapped in on success, removed on any failure."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        if out_dir.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_splits(out_dir: Path, tables: dict[str, pa.Table], extra_files: dict[str, bytes]) -> None:

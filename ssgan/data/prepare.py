@@ -12,9 +12,9 @@ import numpy as np
 from ssgan.config import DataConfig
 from ssgan.data import sources
 from ssgan.data.catalog import Catalog, DataSourceError
-from ssgan.data.parquet import SPLITS, SplitWriter, staging
+from ssgan.data.parquet import SPLITS, SplitWriter
 from ssgan.data.splits import Splits, make_splits
-from ssgan.fileio import json_bytes
+from ssgan.fileio import json_bytes, staging
 from ssgan.images import grid_png
 
 PREVIEW_PER_CLASS = 16  # the preview grid shows at most this many labeled examples per class

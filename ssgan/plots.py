@@ -1,0 +1,78 @@
+"""Figures as PNG bytes, drawn with matplotlib's Agg canvas so they render offline (`dvc plots show`
+writes HTML that fetches vega from a CDN; these PNGs need nothing).
+
+No pyplot: a Figure per call keeps no global state and opens no window.
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+
+from ssgan import metrics as M
+
+LOSSES = (M.LOSS_SUP, M.LOSS_UNL, M.LOSS_GEN)
+
+
+def _png(fig) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    # Fixed metadata: the same curves give the same bytes, so DVC sees no change on a rerun.
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def curves_png(history: Sequence[dict[str, float]], best_epoch: int, mode: str) -> bytes:
+    return _png(curves_figure(history, best_epoch, mode))
+
+
+def confusion_png(counts: np.ndarray, class_names: Sequence[str]) -> bytes:
+    return _png(confusion_figure(counts, class_names))
+
+
+def curves_figure(history: Sequence[dict[str, float]], best_epoch: int, mode: str):
+    """Val error and the losses against epoch, the epoch selected on val marked on both panels."""
+    from matplotlib.figure import Figure
+
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_val, ax_loss = fig.subplots(1, 2)
+    ax_val.plot(epochs, [row[M.VAL_ERROR] for row in history], marker=".", color="tab:blue")
+    best = next(row for row in history if row["epoch"] == best_epoch)
+    ax_val.plot([best_epoch], [best[M.VAL_ERROR]], marker="*", markersize=14, color="tab:red", linestyle="none",
+                label=f"selected: epoch {best_epoch}, {M.VAL_ERROR} {best[M.VAL_ERROR]:.4f}")
+    ax_val.set(xlabel="epoch", ylabel=M.VAL_ERROR, title=f"{M.VAL_ERROR} ({mode})")
+    ax_val.legend(loc="upper right")
+    for name in LOSSES:
+        if name in history[0]:
+            ax_loss.plot(epochs, [row[name] for row in history], label=name)
+    ax_loss.set(xlabel="epoch", ylabel="loss (epoch mean)", title="losses")
+    ax_loss.legend(loc="upper right")
+    for ax in (ax_val, ax_loss):
+        ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def confusion_figure(counts: np.ndarray, class_names: Sequence[str]):
+    """counts[true, predicted] as a heat map shaded by the share of the true class, counts in each cell."""
+    from matplotlib.figure import Figure
+
+    k = len(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * k + 2)
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for t in range(k):
+        for p in range(k):
+            ax.text(p, t, str(int(counts[t, p])), ha="center", va="center", fontsize=8,
+                    color="white" if shares[t, p] > 0.5 else "black")
+    ax.set_xticks(range(k), labels=list(class_names), rotation=45 if max(map(len, class_names)) > 2 else 0)
+    ax.set_yticks(range(k), labels=list(class_names))
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=f"test confusion matrix ({int(np.trace(counts))}/{int(counts.sum())} correct)")
+    return fig

@@ -1,0 +1,87 @@
+"""`dvc repro` in a scratch copy of the project: a failing stage must leave the last good outputs as they were.
+
+DVC deletes a stage's outputs before running it unless they are `persist: true`; every stage then
+replaces its own outputs only on success. This runs the real pipeline (Ray included), then three
+careless mistakes, each of which must fail with one line and touch nothing.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("data/prepared", "models/model.pt", "plots", "metrics.json", "dvc.lock")
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "DVC_ROOT")}
+    # dvc.yaml says `python -m ...`: it must be this interpreter, whose venv has the dependencies.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=_env(), capture_output=True,
+                          text=True, timeout=600)
+
+
+def _snapshot(project: Path) -> dict[str, bytes]:
+    files = {}
+    for out in OUTPUTS:
+        path = project / out
+        for f in sorted(path.rglob("*") if path.is_dir() else [path]):
+            if f.is_file():
+                files[str(f.relative_to(project))] = f.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def repro_project(tmp_path_factory):
+    project = tmp_path_factory.mktemp("project")
+    for name in ("ssgan", "pipelines"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", project)
+    (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    assert _dvc(project, "init", "--no-scm", "-q").returncode == 0
+    first = _dvc(project, "repro")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return project, first
+
+
+def test_repro_prints_no_traceback(repro_project):
+    _, first = repro_project
+    assert "Traceback" not in first.stdout + first.stderr
+    assert "[ssgan] test_accuracy" in first.stdout
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("train", "learning_rate", 0.1, "ssgan train: error: train.learning_rate: unknown key"),
+    ("train", "num_workers", 64, "ssgan train: error: train.num_workers=64 needs 64 CPU(s); this machine has"),
+    ("data", "n_labeled_per_class", 0, "ssgan prepare: error: data.n_labeled_per_class: got 0"),
+])
+def test_failed_stage_keeps_the_previous_outputs(repro_project, section, key, value, message):
+    project, _ = repro_project
+    before = _snapshot(project)
+    assert {"data/prepared/labeled.parquet", "models/model.pt", "plots/curves.png", "metrics.json"} <= set(before)
+    good = (project / "params.yaml").read_text()
+    params = yaml.safe_load(good)
+    params[section][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        result = _dvc(project, "repro")
+    finally:
+        (project / "params.yaml").write_text(good)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    after = _snapshot(project)
+    assert after.keys() == before.keys()
+    assert [name for name in before if after[name] != before[name]] == []
+    status = _dvc(project, "status")  # the restored params match the untouched outputs and dvc.lock
+    assert "up to date" in status.stdout, status.stdout

@@ -1,0 +1,46 @@
+"""The offline figures: what each panel shows, and that the PNG bytes are stable for a rerun."""
+import io
+
+import numpy as np
+from PIL import Image
+
+from ssgan.plots import confusion_figure, confusion_png, curves_figure, curves_png
+
+HISTORY = [{"epoch": e, "loss_sup": 1.0 / e, "loss_unl": 0.5, "loss_gen": 2.0, "val_error": v}
+           for e, v in zip((1, 2, 3, 4), (0.4, 0.2, 0.1, 0.15))]
+
+
+def test_curves_mark_the_selected_epoch_on_both_panels():
+    fig = curves_figure(HISTORY, best_epoch=3, mode="ssgan")
+    val, losses = fig.axes
+    assert val.get_ylabel() == "val_error" and val.get_xlabel() == "epoch"
+    assert [line.get_label() for line in losses.get_lines() if not line.get_label().startswith("_")] == [
+        "loss_sup", "loss_unl", "loss_gen"]
+    star = [line for line in val.get_lines() if line.get_label().startswith("selected")]
+    assert list(star[0].get_xdata()) == [3] and list(star[0].get_ydata()) == [0.1]
+    for ax in (val, losses):  # the dotted vertical line at the selected epoch
+        assert any(list(line.get_xdata()) == [3, 3] for line in ax.get_lines())
+
+
+def test_curves_of_a_supervised_run_show_its_one_loss():
+    history = [{"epoch": r["epoch"], "loss_sup": r["loss_sup"], "val_error": r["val_error"]} for r in HISTORY]
+    _, losses = curves_figure(history, best_epoch=3, mode="supervised").axes
+    assert [line.get_label() for line in losses.get_lines() if not line.get_label().startswith("_")] == ["loss_sup"]
+
+
+def test_confusion_has_axis_titles_and_class_names():
+    counts = np.array([[5, 1, 0], [0, 6, 0], [2, 0, 4]])
+    ax = confusion_figure(counts, ("cat", "dog", "eel")).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "eel"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog", "eel"]
+    assert "15/18 correct" in ax.get_title()
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert cells[(2, 0)] == "2" and cells[(0, 1)] == "1"  # row = true, column = predicted
+
+
+def test_pngs_are_images_and_byte_stable():
+    png = curves_png(HISTORY, 3, "ssgan")
+    assert Image.open(io.BytesIO(png)).size == (1000, 400)
+    assert curves_png(HISTORY, 3, "ssgan") == png  # no timestamp: a rerun leaves DVC and git unchanged
+    assert confusion_png(np.eye(2, dtype=int), ("a", "b"))[:4] == b"\x89PNG"
