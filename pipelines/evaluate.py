@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipelines import params as P
@@ -28,4 +29,4 @@ def run(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     from pipelines.cli import main
 
-    main(["evaluate"])
+    main(["evaluate", *sys.argv[1:]])

@@ -57,9 +57,6 @@ def artifact_root(root: Path) -> Path | None:
 
 
 def cluster(root: Path) -> Cluster:
-    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else ./.ray_results), SSGAN_MAX_FAILURES (else 0)."""
-    failures = os.environ.get("SSGAN_MAX_FAILURES", "0")
-    if not failures.isdigit():
-        raise ConfigError(f"SSGAN_MAX_FAILURES: got {failures!r}; allowed: an integer >= 0")
+    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results)."""
     storage = os.environ.get("SSGAN_RAY_STORAGE") or str((root / ".ray_results").resolve())
-    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage, max_failures=int(failures))
+    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage)

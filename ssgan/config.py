@@ -102,7 +102,10 @@ class TrainConfig:
     use_gpu: bool = False
     seed: int = 0
     sample_rows: int = 10  # rows of the generated-sample grid
-
+    # A checkpoint (and the MLflow metrics it covers) every this many epochs, and at the last.
+    checkpoint_every: int = 1
+    # Worker failures Ray Train recovers from by restarting the group from the last checkpoint.
+    max_failures: int = 0
 
     def validate(self, s: str) -> None:
         _require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
@@ -117,6 +120,8 @@ class TrainConfig:
         _require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
         _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
         _require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
+        _require(self.checkpoint_every >= 1, f"{s}.checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        _require(self.max_failures >= 0, f"{s}.max_failures", "an integer >= 0", self.max_failures)
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,6 @@ class Cluster:
     """Where training runs; from the environment (RAY_ADDRESS, ...), not params.yaml."""
     address: str | None = None  # None: start a local Ray instance
     storage_path: str = "~/ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
-    max_failures: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ssgan.checkpoint import load_training_state
 from ssgan.config import Cluster
@@ -110,8 +110,40 @@ def check_resources(num_workers: int, use_gpu: bool) -> None:
     _check(num_workers, total.get(kind, 0), kind, "the Ray cluster")
 
 
-def fit(job: TrainJob, cluster: Cluster, name: str) -> dict[str, Any]:
-    """Train on the cluster; return the final training state (history, best-on-val model)."""
+def epoch_callback(on_epoch: Callable[[dict[str, float]], None]):
+    """A Ray Train callback that hands rank 0's per-epoch metrics to `on_epoch` on the driver side.
+
+    Ray runs it in the Train controller, which Ray pins to the driver's node, so `on_epoch` may
+    write the driver's files (the local MLflow store) while the workers run anywhere. Metrics are
+    passed on only once a checkpoint covering them is persisted: after a worker failure Ray
+    restarts from that checkpoint and repeats the later epochs, which must not be logged twice.
+    """
+    from ray.train import UserCallback
+
+    class EpochMetrics(UserCallback):
+        def __init__(self) -> None:
+            self.pending: list[dict[str, float]] = []
+
+        def after_report(self, run_context, metrics, checkpoint) -> None:
+            self.pending.append(metrics[0])
+            if checkpoint is not None:
+                for epoch_metrics in self.pending:
+                    on_epoch(epoch_metrics)
+                self.pending.clear()
+
+        def after_exception(self, run_context, worker_exceptions) -> None:
+            self.pending.clear()  # these epochs will be trained again from the last checkpoint
+
+    return EpochMetrics()
+
+
+def fit(job: TrainJob, cluster: Cluster, name: str,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train on the cluster; return the final training state (history, best-on-val model).
+
+    `on_epoch` (picklable: it runs in Ray's controller process) receives rank 0's metrics of each
+    epoch exactly once, with `epoch` and `step`.
+    """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -125,7 +157,8 @@ def fit(job: TrainJob, cluster: Cluster, name: str) -> dict[str, Any]:
                                      resources_per_worker={"GPU": 1} if tc.use_gpu else {"CPU": 1}),
         run_config=RunConfig(name=name, storage_path=storage_uri(cluster.storage_path),
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=cluster.max_failures),
+                             failure_config=FailureConfig(max_failures=tc.max_failures),
+                             callbacks=[epoch_callback(on_epoch)] if on_epoch else [],
                              # Ray Train logs every report at INFO; our per-epoch line says what matters.
                              logging_config=LoggingConfig(log_level="WARNING")),
     )

@@ -1,6 +1,7 @@
 """The train stage: launch Ray training, log the val-selected model, curves and samples to MLflow, then write them."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
                              tags={"ssgan.mode": cfg.train.mode})
     try:
-        state = fit(TrainJob(cfg, str(data_dir), run), cluster, name=f"{RUN_PREFIX}{run.run_id}")
+        state = fit(TrainJob(cfg, str(data_dir)), cluster, name=f"{RUN_PREFIX}{run.run_id}",
+                    on_epoch=functools.partial(tracking.log_epoch, run))
         best = state["best"]
         model = model_from_payload(best)
         columns = ["epoch", "step", *[m for m in M.EPOCH_METRICS if m in state["history"][0]]]

@@ -1,4 +1,8 @@
-"""Rank-0 chores in one place: validation, model selection, MLflow metrics, checkpoints, progress lines."""
+"""Rank-0 chores in one place: validation, model selection, checkpoints, progress lines.
+
+It writes nothing outside its temp dir: metrics and checkpoints leave through the report, and the
+driver side logs them to MLflow (workers may be other machines).
+"""
 from __future__ import annotations
 
 import tempfile
@@ -9,7 +13,6 @@ import numpy as np
 from torch import nn
 
 from ssgan import metrics as M
-from ssgan import tracking
 from ssgan.checkpoint import DataMeta, model_payload, save_training_state
 from ssgan.config import Config
 from ssgan.data.parquet import Split
@@ -18,26 +21,27 @@ from ssgan.data.parquet import Split
 class Rank0Reporter:
     """Validates at each epoch end, keeps the best-on-val model and the history, logs, checkpoints."""
 
-    def __init__(self, config: Config, meta: DataMeta, val: Split, run: tracking.RunRef | None,
-                 resumed: dict[str, Any] | None = None) -> None:
-        self.config, self.meta, self.val, self.run = config, meta, val, run
+    def __init__(self, config: Config, meta: DataMeta, val: Split, resumed: dict[str, Any] | None = None) -> None:
+        self.config, self.meta, self.val = config, meta, val
         self.history: list[dict[str, float]] = list(resumed["history"]) if resumed else []
         self.best: dict[str, Any] | None = resumed["best"] if resumed else None
 
     def end_epoch(self, epoch: int, step: int, stats: dict[str, float], d: nn.Module, g: nn.Module,
-                  training_state: dict[str, Any]) -> tuple[dict[str, float], tempfile.TemporaryDirectory]:
-        """Returns the epoch's metrics and a temp dir holding the checkpoint (caller reports, then cleans up)."""
+                  training_state: dict[str, Any]) -> tuple[dict[str, float], tempfile.TemporaryDirectory | None]:
+        """The epoch's metrics (with `epoch` and `step`) and, on checkpoint epochs, a temp dir holding the
+        checkpoint (the caller reports, then cleans up)."""
         preds = M.predict(d, self.val.images, device=next(d.parameters()).device)
         val_accuracy = M.accuracy(preds, self.val.labels)
         metrics = {**stats, M.VAL_ACCURACY: val_accuracy, M.VAL_ERROR: 1.0 - val_accuracy}
         self.history.append({"epoch": epoch, "step": step, **metrics})
+        tc = self.config.train
         if self.best is None or val_accuracy > self.best["val_accuracy"]:
             self.best = model_payload(self.config, self.meta, d, g, epoch, val_accuracy)
-        if self.run is not None:
-            tracking.log_metrics(self.run, metrics, step=epoch)
-        tmp = tempfile.TemporaryDirectory(prefix="ssgan-ckpt-")
-        save_training_state(Path(tmp.name), {**training_state, "epoch": epoch, "step": step,
-                                             "best": self.best, "history": self.history})
+        tmp = None
+        if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+            tmp = tempfile.TemporaryDirectory(prefix="ssgan-ckpt-")
+            save_training_state(Path(tmp.name), {**training_state, "epoch": epoch, "step": step,
+                                                 "best": self.best, "history": self.history})
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if np.isfinite(v))
-        print(f"[ssgan] epoch {epoch}/{self.config.train.epochs} step {step} {shown}", flush=True)
-        return metrics, tmp
+        print(f"[ssgan] epoch {epoch}/{tc.epochs} step {step} {shown}", flush=True)
+        return {"epoch": epoch, "step": step, **metrics}, tmp

@@ -1,9 +1,11 @@
 """The only module that talks to MLflow.
 
-The driver opens one run per training (`start_run`); rank 0 logs per-epoch metrics into it by
-run id; the driver logs the selected models and sample grid when training ends and tags the run
-with the md5 of the model file it wrote; the evaluate stage finds the run by that tag
-(`find_run`) and adds the test metrics to it.
+Everything here runs on the driver side, never in a Ray worker (workers may be other machines):
+the driver opens one run per training (`start_run`); rank 0's per-epoch reports reach
+`log_epoch` through a Ray Train callback in the controller, on the driver's node; the driver
+logs the selected models and sample grid when training ends and tags the run with the md5 of
+the model file it wrote; the evaluate stage finds the run by that tag (`find_run`) and adds the
+test metrics to it.
 """
 from __future__ import annotations
 
@@ -59,6 +61,11 @@ def log_metrics(ref: RunRef, metrics: Mapping[str, float], step: int) -> None:
 
     now = int(time.time() * 1000)
     _client(ref.tracking_uri).log_batch(ref.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def log_epoch(ref: RunRef, metrics: Mapping[str, float]) -> None:
+    """One epoch's report (it carries `epoch` and `step`), logged with MLflow's step = epoch."""
+    log_metrics(ref, {k: v for k, v in metrics.items() if k not in ("epoch", "step")}, step=int(metrics["epoch"]))
 
 
 def log_artifact(ref: RunRef, path: Path, artifact_path: str | None = None) -> None:

@@ -1,5 +1,5 @@
-"""The per-worker training loop. It knows nothing of Tune or MLflow runs, and reaches Ray Train
-only through a `Session`, so the same loop runs in-process (benchmarks, tests) without Ray.
+"""The per-worker training loop. It knows nothing of Tune or MLflow, and reaches Ray Train only
+through a `Session`, so the same loop runs in-process (benchmarks, tests) without Ray.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from ssgan.data.parquet import read_split
 from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
 from ssgan.step import StepOptions, ema_update, ssgan_step, supervised_step, unwrap
-from ssgan.tracking import RunRef
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,6 @@ class TrainJob:
     """Everything a worker needs; absolute paths, since Ray workers run in their own directories."""
     config: Config
     data_dir: str
-    run: RunRef | None = None
 
 
 class Session(Protocol):
@@ -114,7 +112,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     total_steps = steps_per_epoch * tc.epochs
     step = state["step"] if state else 0
     options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss)
-    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), job.run, state)
+    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state)
                 if rank == 0 else None)
     if reporter:
         print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "
@@ -149,6 +147,9 @@ def run_training(job: TrainJob, session: Session) -> None:
                           "ema": ema.state_dict() if ema is not None else None}
         classifier = ema.module if ema is not None else unwrap(d)
         metrics, tmp = reporter.end_epoch(epoch, step, stats, classifier, unwrap(g), training_state)
+        if tmp is None:
+            session.report(metrics, None)
+            continue
         with tmp:
             session.report(metrics, Path(tmp.name))
 

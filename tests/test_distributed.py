@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from ssgan.distributed import Cluster, ClusterError, check_resources, fit, prune_runs
+from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, fit, prune_runs
 from ssgan.train import TrainJob
 
 
@@ -35,3 +35,16 @@ def test_more_workers_than_cpus_fails_fast(ray_local):
         check_resources(have + 1, use_gpu=False)
     with pytest.raises(ClusterError, match="train.use_gpu=true needs 1 GPU"):
         check_resources(1, use_gpu=True)
+
+
+def test_epoch_callback_passes_each_epoch_once_across_a_restart():
+    logged = []
+    callback = epoch_callback(lambda metrics: logged.append(metrics["epoch"]))
+    checkpoint = object()
+    callback.after_report(None, [{"epoch": 1}, {}], None)
+    callback.after_report(None, [{"epoch": 2}, {}], checkpoint)  # checkpoint_every 2: epochs 1-2 are safe now
+    callback.after_report(None, [{"epoch": 3}, {}], None)
+    callback.after_exception(None, {1: RuntimeError("worker died")})  # Ray restarts from epoch 2's checkpoint
+    callback.after_report(None, [{"epoch": 3}, {}], None)
+    callback.after_report(None, [{"epoch": 4}, {}], checkpoint)
+    assert logged == [1, 2, 3, 4]

@@ -127,3 +127,13 @@ def test_more_workers_than_local_cpus_is_refused_before_ray_starts(project, prep
         f"ssgan train: error: train.num_workers={n} needs {n} CPU(s); this machine has {n - 1}. "
         "Lower train.num_workers or add nodes (RAY_ADDRESS)")
     assert not (project / "models").exists() and not (project / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
+def test_stage_modules_honour_their_arguments(project, stage):
+    # `python -m pipelines.<stage>` is what dvc.yaml runs; its flags must reach the stage.
+    result = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "--params", "mine.yaml"], cwd=project,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"ssgan {stage}: error: mine.yaml: params file not found; "
+                                     "run from the project root or pass --params PATH")

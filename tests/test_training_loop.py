@@ -51,9 +51,27 @@ def test_ema_weights_differ_from_raw_weights(prepared_dir, tiny_config):
 @pytest.mark.parametrize("mode", ["ssgan", "supervised"])
 def test_modes_report_their_losses(prepared_dir, tiny_config, mode):
     reports = _train(_with(tiny_config, mode=mode), prepared_dir).reports
-    expected = {"loss_sup", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
+    expected = {"epoch", "step", "loss_sup", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
     assert set(reports[0]) == expected
+    assert [(r["epoch"], r["step"]) for r in reports] == [(1, 3), (2, 6)]
     assert all(np.isfinite(v) for r in reports for v in r.values())
+
+
+def test_checkpoint_every_reports_state_only_on_those_epochs_and_the_last(prepared_dir, tiny_config):
+    class Recording(LocalSession):
+        def __init__(self):
+            super().__init__()
+            self.checkpointed = []
+
+        def report(self, metrics, checkpoint_dir):
+            super().report(metrics, checkpoint_dir)
+            if checkpoint_dir is not None:
+                self.checkpointed.append(metrics["epoch"])
+
+    session = Recording()
+    run_training(TrainJob(_with(tiny_config, epochs=5, checkpoint_every=2), str(prepared_dir)), session)
+    assert session.checkpointed == [2, 4, 5]
+    assert len(session.reports) == 5 and session.state["epoch"] == 5
 
 
 def test_adam_settings_reach_both_optimizers(prepared_dir, tiny_config):
