@@ -11,9 +11,11 @@ from ssgan.data.catalog import DataSourceError
 from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
 from ssgan.distributed import ClusterError
+from ssgan.resume import CheckpointMismatchError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
-USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
+               CheckpointMismatchError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),

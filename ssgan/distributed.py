@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,6 +172,20 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
     # keep their directory, and only the newest few of those, so the storage does not grow per run.
     prune_runs(cluster.storage_path, finished=name, keep_unfinished=KEEP_UNFINISHED_RUNS)
     return state
+
+
+def check_storage(storage: str) -> None:
+    """A local storage path must be writable (checked before Ray starts); a URI is Ray's to check."""
+    if "://" in storage:
+        return
+    path = Path(storage)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ClusterError(f"{storage}: Ray Train storage is not writable ({err.strerror}); "
+                           f"set SSGAN_RAY_STORAGE to a writable (on a cluster: shared) path") from None
 
 
 def storage_uri(path: str) -> str:

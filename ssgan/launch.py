@@ -14,10 +14,11 @@ from ssgan import tracking
 from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.parquet import SPLITS, describe
-from ssgan.distributed import RUN_PREFIX, check_local_cpus, check_resources, connect, fit
+from ssgan.distributed import RUN_PREFIX, check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
+from ssgan.resume import check_same_run, latest_state, remove_run, run_key
 from ssgan.tracking import MODEL_MD5_TAG
 from ssgan.train import TrainJob
 
@@ -53,24 +54,57 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
 
 
+def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artifact_root: Path | None,
+             source: str) -> tracking.RunRef:
+    """Continue the MLflow run of an interrupted training (same run key, a checkpoint to resume), else
+    open a new one. Epochs the checkpoint holds but MLflow missed (the driver died between the two)
+    are logged from the checkpoint's history, so every epoch is there exactly once."""
+    run = tracking.find_run(tracking_uri, tracking.RUN_KEY_TAG, key)
+    if run is not None and (state is None or tracking.run_status(run) == "FINISHED"):
+        if tracking.run_status(run) == "RUNNING":
+            tracking.end_run(run, "KILLED")  # its driver died before any checkpoint: nothing to continue
+        run = None
+    if run is None:
+        run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
+                                 tags={"ssgan.mode": cfg.train.mode, tracking.RUN_KEY_TAG: key})
+    else:
+        tracking.reopen_run(run)
+    if state is not None:
+        done = tracking.logged_epochs(run, M.VAL_ERROR)
+        for row in state["history"]:
+            if row["epoch"] not in done:
+                tracking.log_epoch(run, row)
+        print(f"[ssgan] resuming run {key} from its checkpoint at epoch {state['epoch']} (MLflow run {run.run_id}); "
+              f"`ssgan train --restart` starts fresh", flush=True)
+    return run
+
+
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
-          cluster: Cluster) -> dict:
+          cluster: Cluster, restart: bool = False) -> dict:
     """Train with Ray, log the val-selected model, curves and samples to MLflow, then write them.
 
     The output files are replaced together at the very end, so a run that fails or is interrupted
     leaves the previous outputs as they were (dvc.yaml marks them `persist`, so DVC keeps them too).
+    A rerun of the same configuration after the driver died resumes from the last checkpoint.
     """
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
     source = describe(data_dir / "val.parquet")[0]["source"]
     check_local_cpus(cluster, cfg.train.num_workers, cfg.train.use_gpu)  # answered before Ray starts
+    storage = storage_uri(cluster.storage_path)
+    check_storage(storage)
+    key = run_key(cfg, data_dir)
+    name = f"{RUN_PREFIX}{key}"
+    if restart:
+        remove_run(storage, name)
+    state = latest_state(storage, name)
+    if state is not None:
+        check_same_run(state, key, f"{storage}/{name}")
     connect(cluster)  # fail on missing resources before an MLflow run is opened
     check_resources(cfg.train.num_workers, cfg.train.use_gpu)
-    run = tracking.start_run(tracking_uri, f"ssgan-{source}", flatten(cfg), artifact_root, run_name=cfg.train.mode,
-                             tags={"ssgan.mode": cfg.train.mode})
+    run = open_run(cfg, key, state, tracking_uri, artifact_root, source)
     try:
-        state = fit(TrainJob(cfg, str(data_dir)), cluster, name=f"{RUN_PREFIX}{run.run_id}",
-                    on_epoch=functools.partial(tracking.log_epoch, run))
+        state = fit(TrainJob(cfg, str(data_dir), key), cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run))
         best = state["best"]
         model = model_from_payload(best)
         columns = ["epoch", "step", *[m for m in M.EPOCH_METRICS if m in state["history"][0]]]
@@ -87,8 +121,9 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         tracking.set_tag(run, MODEL_MD5_TAG, hashlib.md5(files[outputs.model]).hexdigest())
         atomic_write_many(files)
-    except BaseException:
-        tracking.end_run(run, "FAILED")
+    except BaseException as err:
+        # Ctrl-C or a failure: the checkpoints stay, and a rerun of this configuration continues this run.
+        tracking.end_run(run, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     tracking.end_run(run)
-    return {"run_id": run.run_id, "best_epoch": best["epoch"], M.VAL_ACCURACY: best["val_accuracy"]}
+    return {"run_id": run.run_id, "run_key": key, "best_epoch": best["epoch"], M.VAL_ACCURACY: best["val_accuracy"]}

@@ -23,6 +23,8 @@ from ssgan.checkpoint import LoadedModel
 
 # The tag linking a run to the model file it wrote: the file's md5, as dvc.lock records it.
 MODEL_MD5_TAG = "ssgan.model_md5"
+# The tag linking a run to its Ray Train run (ssgan.resume.run_key): an interrupted run is continued.
+RUN_KEY_TAG = "ssgan.run_key"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,19 @@ def log_artifact(ref: RunRef, path: Path, artifact_path: str | None = None) -> N
 
 def end_run(ref: RunRef, status: str = "FINISHED") -> None:
     _client(ref.tracking_uri).set_terminated(ref.run_id, status=status)
+
+
+def reopen_run(ref: RunRef) -> None:
+    """Mark an interrupted run as running again: its training continues from a checkpoint."""
+    _client(ref.tracking_uri).update_run(ref.run_id, status="RUNNING")
+
+
+def logged_epochs(ref: RunRef, metric: str) -> set[int]:
+    return {m.step for m in _client(ref.tracking_uri).get_metric_history(ref.run_id, metric)}
+
+
+def run_status(ref: RunRef) -> str:
+    return _client(ref.tracking_uri).get_run(ref.run_id).info.status
 
 
 def set_tag(ref: RunRef, key: str, value: str) -> None:

@@ -28,6 +28,7 @@ class TrainJob:
     """Everything a worker needs; absolute paths, since Ray workers run in their own directories."""
     config: Config
     data_dir: str
+    run_key: str = ""  # stored in every checkpoint, so a resume can check it continues the same run
 
 
 class Session(Protocol):
@@ -79,6 +80,17 @@ def build_optimizers(tc: TrainConfig, d: torch.nn.Module, g: torch.nn.Module) ->
     return tuple(torch.optim.Adam(m.parameters(), lr=tc.lr, betas=(tc.beta1, 0.999), eps=tc.adam_eps) for m in (d, g))
 
 
+def restore(state: dict[str, Any], d: torch.nn.Module, g: torch.nn.Module, opt_d: torch.optim.Optimizer,
+            opt_g: torch.optim.Optimizer, ema: AveragedModel | None) -> None:
+    """Load a checkpoint's models, optimizers (moments and step counts) and EMA in place."""
+    d.load_state_dict(state["discriminator"])
+    g.load_state_dict(state["generator"])
+    opt_d.load_state_dict(state["opt_d"])
+    opt_g.load_state_dict(state["opt_g"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+
+
 def run_training(job: TrainJob, session: Session) -> None:
     cfg, tc = job.config, job.config.train
     rank, world, device = session.rank, session.world_size, session.device
@@ -98,12 +110,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     with session.restore() as directory:
         state = load_training_state(directory) if directory else None
     if state:
-        unwrap(d).load_state_dict(state["discriminator"])
-        unwrap(g).load_state_dict(state["generator"])
-        opt_d.load_state_dict(state["opt_d"])
-        opt_g.load_state_dict(state["opt_g"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
+        restore(state, unwrap(d), unwrap(g), opt_d, opt_g, ema)
     done = state["epoch"] if state else 0  # epochs are numbered from 1; the state holds the last one finished
     # Noise and data order differ per rank, and a resumed run continues rather than repeats them.
     torch.manual_seed(tc.seed * 100_003 + rank * 1009 + done)
@@ -142,7 +149,8 @@ def run_training(job: TrainJob, session: Session) -> None:
         if reporter is None:
             session.report(stats, None)
             continue
-        training_state = {"discriminator": unwrap(d).state_dict(), "generator": unwrap(g).state_dict(),
+        training_state = {"run_key": job.run_key,
+                          "discriminator": unwrap(d).state_dict(), "generator": unwrap(g).state_dict(),
                           "opt_d": opt_d.state_dict(), "opt_g": opt_g.state_dict(),
                           "ema": ema.state_dict() if ema is not None else None}
         classifier = ema.module if ema is not None else unwrap(d)
