@@ -20,7 +20,7 @@ from ssgan.config import Config, TrainConfig
 from ssgan.data.parquet import read_split
 from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
-from ssgan.step import StepOptions, ema_update, ssgan_step, supervised_step, unwrap
+from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step, unwrap
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,23 @@ def restore(state: dict[str, Any], d: torch.nn.Module, g: torch.nn.Module, opt_d
         ema.load_state_dict(state["ema"])
 
 
+def epoch_seed(seed: int, rank: int, epoch: int) -> np.random.SeedSequence:
+    """Independent streams for every (seed, rank, epoch): no two collide, however many epochs or ranks."""
+    return np.random.SeedSequence([seed, rank, epoch])
+
+
+def seed_epoch(data: WorkerData, tc: TrainConfig, rank: int, epoch: int, device: torch.device) -> Iterator[Batch]:
+    """Seed this epoch's noise and data order from (seed, rank, epoch) alone.
+
+    An epoch's randomness then depends on nothing that happened before it, so a run resumed from a
+    checkpoint (models, optimizers, EMA, step, history restored) continues bit for bit on the CPU.
+    """
+    sequence = epoch_seed(tc.seed, rank, epoch)
+    torch_state, data_state = sequence.spawn(2)
+    torch.manual_seed(int(torch_state.generate_state(1, np.uint64)[0]))
+    return batch_stream(data, tc.batch_size, np.random.default_rng(data_state), device)
+
+
 def run_training(job: TrainJob, session: Session) -> None:
     cfg, tc = job.config, job.config.train
     rank, world, device = session.rank, session.world_size, session.device
@@ -112,9 +129,6 @@ def run_training(job: TrainJob, session: Session) -> None:
     if state:
         restore(state, unwrap(d), unwrap(g), opt_d, opt_g, ema)
     done = state["epoch"] if state else 0  # epochs are numbered from 1; the state holds the last one finished
-    # Noise and data order differ per rank, and a resumed run continues rather than repeats them.
-    torch.manual_seed(tc.seed * 100_003 + rank * 1009 + done)
-    batches = batch_stream(data, tc.batch_size, np.random.default_rng([tc.seed, rank, done]), device)
     steps_per_epoch = tc.steps_per_epoch or data.steps_per_epoch(tc.batch_size, world)
     total_steps = steps_per_epoch * tc.epochs
     step = state["step"] if state else 0
@@ -126,6 +140,7 @@ def run_training(job: TrainJob, session: Session) -> None:
               f"{len(data.labeled.images)} labeled, {data.unlabeled_total} unlabeled", flush=True)
 
     for epoch in range(done + 1, tc.epochs + 1):
+        batches = seed_epoch(data, tc, rank, epoch, device)
         d.train()
         g.train()
         # Summed on the device: a float() per step would make the host wait for the GPU every step.

@@ -79,3 +79,40 @@ def test_adam_settings_reach_both_optimizers(prepared_dir, tiny_config):
     for name in ("opt_d", "opt_g"):
         group = state[name]["param_groups"][0]
         assert group["eps"] == 1e-4 and group["betas"][0] == 0.4
+
+
+def test_resumed_run_continues_bit_for_bit(prepared_dir, tiny_config, tmp_path):
+    import contextlib
+    import shutil
+
+    cfg = _with(tiny_config, epochs=3)
+
+    class Saving(LocalSession):  # keeps a copy of every checkpoint, as Ray's storage would
+        def report(self, metrics, checkpoint_dir):
+            super().report(metrics, checkpoint_dir)
+            if checkpoint_dir is not None:
+                shutil.copytree(checkpoint_dir, tmp_path / f"epoch{metrics['epoch']}")
+
+    class Resuming(LocalSession):
+        @contextlib.contextmanager
+        def restore(self):
+            yield tmp_path / "epoch2"
+
+    whole = Saving()
+    run_training(TrainJob(cfg, str(prepared_dir)), whole)
+    resumed = Resuming()
+    run_training(TrainJob(cfg, str(prepared_dir)), resumed)
+    assert [r["epoch"] for r in resumed.reports] == [3]  # only the missing epoch was trained
+    assert resumed.reports[0] == whole.reports[-1]
+    assert resumed.state["history"] == whole.state["history"]
+    for key in ("discriminator", "generator", "ema"):
+        for name, tensor in whole.state[key].items():
+            assert torch.equal(resumed.state[key][name], tensor), f"{key}.{name}"
+    assert resumed.state["opt_d"]["state"][0]["exp_avg"].equal(whole.state["opt_d"]["state"][0]["exp_avg"])
+
+
+def test_epoch_seeds_do_not_collide():
+    from ssgan.train import epoch_seed
+
+    states = {tuple(epoch_seed(0, rank, epoch).generate_state(4)) for rank in range(4) for epoch in range(1, 2001)}
+    assert len(states) == 4 * 2000  # the old seed*100003 + rank*1009 + epoch repeated once epochs passed 1009
