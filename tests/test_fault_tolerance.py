@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import mlflow
 import ray
@@ -16,17 +17,15 @@ from ssgan.config import Cluster
 EPOCHS = 4
 
 
-def _kill_a_worker_after_first_epoch(uri: str, killed: dict) -> None:
-    client = mlflow.MlflowClient(uri)
+def _kill_a_worker_after_first_checkpoint(storage: Path, killed: dict) -> None:
+    # Poll the checkpoints on disk, not MLflow: a second client would race the driver creating its store.
     address = ray.get_runtime_context().gcs_address  # this test's private Ray, not whatever else runs here
     deadline = time.time() + 300
     while time.time() < deadline:
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-        logged = [m.step for m in client.get_metric_history(runs[0].info.run_id, "val_error")] if runs else []
-        if logged:
+        checkpoints = [d for d in storage.glob("ssgan-*/checkpoint_*") if (d / "state.pt").exists()]
+        if checkpoints:
             workers = list_actors(address=address, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
             if workers:
-                killed["epochs_logged_before"] = len(logged)
                 killed["pid"] = workers[-1].pid
                 os.kill(workers[-1].pid, signal.SIGKILL)
                 return
@@ -39,14 +38,19 @@ def test_killed_worker_restarts_from_checkpoint(ray_local, prepared_dir, tiny_co
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     outputs = launch.TrainOutputs(model=tmp_path / "model.pt", history=tmp_path / "train.csv",
                                   samples=tmp_path / "samples.png", curves=tmp_path / "curves.png")
+    def workers_ever() -> int:
+        return len(list_actors(address=ray.get_runtime_context().gcs_address, limit=10_000,
+                               filters=[("class_name", "=", "RayTrainWorker")]))
+
+    started = workers_ever()
     killed: dict = {}
-    killer = threading.Thread(target=_kill_a_worker_after_first_epoch, args=(uri, killed), daemon=True)
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "ray", killed), daemon=True)
     killer.start()
     result = launch.train(cfg, prepared_dir, outputs, uri, tmp_path / "mlruns", Cluster(storage_path=str(tmp_path / "ray")))
     killer.join(timeout=5)
 
     assert killed.get("pid"), "no worker was killed"
-    assert killed["epochs_logged_before"] < EPOCHS  # the kill came mid-run, so the run went on after it
+    assert workers_ever() - started == 4  # two workers, then two more: Ray restarted the group after the kill
     client = mlflow.MlflowClient(uri)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"

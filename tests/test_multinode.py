@@ -15,7 +15,7 @@ from tests.conftest import TINY_PARAMS
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
-import json, sys
+import json, socket, sys
 from pathlib import Path
 
 import ray
@@ -27,7 +27,10 @@ from ssgan import launch
 from ssgan.config import Cluster as Where, from_mapping
 
 tmp, prepared = Path(sys.argv[1]), sys.argv[2]
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+with socket.socket() as s:  # another Ray on this machine may hold the default dashboard port
+    s.bind(("127.0.0.1", 0))
+    dashboard_port = s.getsockname()[1]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "dashboard_port": dashboard_port})
 cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 try:
