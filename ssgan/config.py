@@ -91,6 +91,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     batch_size: int = 100
     lr: float = 3e-3
+    # true: the lr is multiplied by the number of workers (the linear scaling rule): each worker
+    # draws batch_size images, so the effective batch is batch_size x num_workers.
+    scale_lr: bool = False
     beta1: float = 0.5
     adam_eps: float = 1e-8
     # Fraction of training (at the end) over which the learning rate decays linearly to 0.

@@ -63,17 +63,23 @@ def _generate(g: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor,
     return g(plain.sample_latent(n, device=device), y), y
 
 
+def discriminator_losses(d: nn.Module, batch: Batch, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's supervised and unsupervised losses, each a mean over its examples: under DDP the average of
+    the ranks' gradients is then the gradient of one batch of all ranks' examples together."""
+    n_lab = len(batch.x_labeled)
+    # One D forward over all three parts: D has no batch-dependent layers, and DDP wants one forward per backward.
+    logits, _ = d(torch.cat([batch.x_labeled, batch.x_unlabeled, fake]))
+    logits_lab, logits_unl, logits_fake = logits.split([n_lab, len(batch.x_unlabeled), len(fake)])
+    return losses.supervised_ce(logits_lab, batch.y_labeled), losses.unsupervised_kplus1(logits_unl, logits_fake)
+
+
 def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
                batch: Batch, options: StepOptions) -> dict[str, torch.Tensor]:
-    n_lab, n_unl = len(batch.x_labeled), len(batch.x_unlabeled)
+    n_unl = len(batch.x_unlabeled)
     device = batch.x_unlabeled.device
     with torch.no_grad():
         fake, _ = _generate(g, n_unl, device)
-    # One D forward over all three parts: D has no batch-dependent layers, and DDP wants one forward per backward.
-    logits, _ = d(torch.cat([batch.x_labeled, batch.x_unlabeled, fake]))
-    logits_lab, logits_unl, logits_fake = logits.split([n_lab, n_unl, n_unl])
-    loss_sup = losses.supervised_ce(logits_lab, batch.y_labeled)
-    loss_unl = losses.unsupervised_kplus1(logits_unl, logits_fake)
+    loss_sup, loss_unl = discriminator_losses(d, batch, fake)
     opt_d.zero_grad(set_to_none=True)
     (loss_sup + options.unsupervised_weight * loss_unl).backward()
     opt_d.step()

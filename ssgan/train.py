@@ -131,6 +131,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     done = state["epoch"] if state else 0  # epochs are numbered from 1; the state holds the last one finished
     steps_per_epoch = tc.steps_per_epoch or data.steps_per_epoch(tc.batch_size, world)
     total_steps = steps_per_epoch * tc.epochs
+    base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
     options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss)
     reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state)
@@ -146,7 +147,7 @@ def run_training(job: TrainJob, session: Session) -> None:
         # Summed on the device: a float() per step would make the host wait for the GPU every step.
         sums: dict[str, torch.Tensor] = {}
         for _ in range(steps_per_epoch):
-            lr = tc.lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
+            lr = base_lr * losses.linear_decay(step, total_steps, tc.lr_decay_fraction)
             for opt in (opt_d, opt_g):
                 for group in opt.param_groups:
                     group["lr"] = lr

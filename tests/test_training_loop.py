@@ -116,3 +116,17 @@ def test_epoch_seeds_do_not_collide():
 
     states = {tuple(epoch_seed(0, rank, epoch).generate_state(4)) for rank in range(4) for epoch in range(1, 2001)}
     assert len(states) == 4 * 2000  # the old seed*100003 + rank*1009 + epoch repeated once epochs passed 1009
+
+
+def test_scale_lr_multiplies_by_the_number_of_workers(prepared_dir, tiny_config):
+    class RankZeroOfTwo(LocalSession):  # rank 0's view of a two-worker run (no process group: stats stay local)
+        def __init__(self):
+            super().__init__()
+            self.world_size = 2
+
+    for scale, expected in ((False, 0.002), (True, 0.004)):
+        session = RankZeroOfTwo()
+        run_training(TrainJob(_with(tiny_config, epochs=1, lr=0.002, lr_decay_fraction=0.0, scale_lr=scale),
+                              str(prepared_dir)), session)
+        for name in ("opt_d", "opt_g"):
+            assert session.state[name]["param_groups"][0]["lr"] == pytest.approx(expected)
