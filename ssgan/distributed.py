@@ -23,9 +23,8 @@ RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "RAY_TRAIN_ENABLE_PRINT_P
 # actor prints an error line from C++ on every run.
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
-
-# Ray Train run directories are named RUN_PREFIX + MLflow run id; interrupted ones are kept for a
-# while (their checkpoints are the only copy of the work), finished ones are deleted.
+# Ray Train run directories are named RUN_PREFIX + the run key (ssgan.resume); interrupted ones are
+# kept for a while (their checkpoints are the only copy of the work), finished ones are deleted.
 RUN_PREFIX = "ssgan-"
 KEEP_UNFINISHED_RUNS = 3
 
