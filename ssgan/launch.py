@@ -60,8 +60,9 @@ def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artif
     open a new one. Epochs the checkpoint holds but MLflow missed (the driver died between the two)
     are logged from the checkpoint's history, so every epoch is there exactly once."""
     run = tracking.find_run(tracking_uri, tracking.RUN_KEY_TAG, key)
-    if run is not None and (state is None or tracking.run_status(run) == "FINISHED"):
-        if tracking.run_status(run) == "RUNNING":
+    status = tracking.run_status(run) if run is not None else None
+    if run is not None and (state is None or status == "FINISHED"):
+        if status == "RUNNING":
             tracking.end_run(run, "KILLED")  # its driver died before any checkpoint: nothing to continue
         run = None
     if run is None:
