@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ssgan.checkpoint import load_training_state
 from ssgan.config import Cluster
+from ssgan.resume import KEEP_UNFINISHED_RUNS, prune_runs
 from ssgan.train import TrainJob, train_loop_per_worker
 
 # Ray Train's controller polls workers every 2 s by default, which made each per-epoch report
@@ -22,11 +23,6 @@ RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "RAY_TRAIN_ENABLE_PRINT_P
 # A private local Ray serves one training on one machine: nothing to preempt, and the watcher's
 # actor prints an error line from C++ on every run.
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
-
-# Ray Train run directories are named RUN_PREFIX + the run key (ssgan.resume); interrupted ones are
-# kept for a while (their checkpoints are the only copy of the work), finished ones are deleted.
-RUN_PREFIX = "ssgan-"
-KEEP_UNFINISHED_RUNS = 3
 
 
 class ClusterError(RuntimeError):
@@ -169,7 +165,7 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
         state = load_training_state(Path(directory))
     # The final state now lives in the caller's hands (model file, MLflow); only unfinished runs
     # keep their directory, and only the newest few of those, so the storage does not grow per run.
-    prune_runs(cluster.storage_path, finished=name, keep_unfinished=KEEP_UNFINISHED_RUNS)
+    prune_runs(storage_uri(cluster.storage_path), finished=name, keep_unfinished=KEEP_UNFINISHED_RUNS)
     return state
 
 
@@ -190,17 +186,3 @@ def check_storage(storage: str) -> None:
 def storage_uri(path: str) -> str:
     """A local path made absolute (Ray needs it), or a URI (s3://, gs://, ...) as given."""
     return path if "://" in path else str(Path(path).expanduser().resolve())
-
-
-def prune_runs(storage_path: str, finished: str, keep_unfinished: int) -> None:
-    """Delete the finished run's directory and all but the newest `keep_unfinished` other ssgan runs."""
-    from pyarrow import fs
-
-    filesystem, root = fs.FileSystem.from_uri(storage_uri(storage_path))
-    infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
-    runs = sorted((i for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(RUN_PREFIX)),
-                  key=lambda i: i.mtime_ns or 0)
-    others = [i for i in runs if i.base_name != finished]
-    doomed = [i for i in runs if i.base_name == finished] + others[:max(0, len(others) - keep_unfinished)]
-    for info in doomed:
-        filesystem.delete_dir(info.path)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +46,7 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
         test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc,
                         **{M.test_accuracy_class(r["class_index"]): r[M.TEST_ACCURACY_CLASS] for r in per_class}}
         tracking.log_metrics(run, test_metrics, step=model.epoch)
-        with tempfile.TemporaryDirectory(prefix="ssgan-artifacts-") as tmp:
-            for path in (outputs.per_class, outputs.confusion, outputs.confusion_image):
-                (Path(tmp) / path.name).write_bytes(files[path])
-                tracking.log_artifact(run, Path(tmp) / path.name)
+        tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.per_class, outputs.confusion,
+                                                                     outputs.confusion_image)})
     atomic_write_many(files)
     return {**results, "run_id": run.run_id if run else None}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +13,11 @@ from ssgan import tracking
 from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.parquet import SPLITS, describe
-from ssgan.distributed import RUN_PREFIX, check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
+from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
-from ssgan.resume import check_same_run, latest_state, remove_run, run_key
+from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
 from ssgan.tracking import MODEL_MD5_TAG
 from ssgan.train import TrainJob
 
@@ -114,10 +113,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
                  outputs.samples: sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes,
                                               cfg.train.seed),
                  outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
-        with tempfile.TemporaryDirectory(prefix="ssgan-artifacts-") as tmp:
-            for path in (outputs.history, outputs.samples, outputs.curves):
-                (Path(tmp) / path.name).write_bytes(files[path])
-                tracking.log_artifact(run, Path(tmp) / path.name)
+        tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.history, outputs.samples, outputs.curves)})
         tracking.log_models(run, model, MODEL_REQUIREMENTS)
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         tracking.set_tag(run, MODEL_MD5_TAG, hashlib.md5(files[outputs.model]).hexdigest())

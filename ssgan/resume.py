@@ -22,6 +22,10 @@ from ssgan.config import Config, to_dict
 OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
 # The splits training reads (test is evaluate's).
 TRAIN_SPLITS = ("labeled", "unlabeled", "val")
+# Ray Train run directories are named RUN_PREFIX + the run key; interrupted ones are kept for a
+# while (their checkpoints are the only copy of the work), finished ones are deleted.
+RUN_PREFIX = "ssgan-"
+KEEP_UNFINISHED_RUNS = 3
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -81,3 +85,17 @@ def remove_run(storage: str, name: str) -> None:
     filesystem, root = _filesystem(storage)
     if filesystem.get_file_info(f"{root}/{name}").type == fs.FileType.Directory:
         filesystem.delete_dir(f"{root}/{name}")
+
+
+def prune_runs(storage: str, finished: str, keep_unfinished: int) -> None:
+    """Delete the finished run's directory and all but the newest `keep_unfinished` other ssgan runs."""
+    from pyarrow import fs
+
+    filesystem, root = _filesystem(storage)
+    infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
+    runs = sorted((i for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(RUN_PREFIX)),
+                  key=lambda i: i.mtime_ns or 0)
+    others = [i for i in runs if i.base_name != finished]
+    doomed = [i for i in runs if i.base_name == finished] + others[:max(0, len(others) - keep_unfinished)]
+    for info in doomed:
+        filesystem.delete_dir(info.path)

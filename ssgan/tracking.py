@@ -9,6 +9,7 @@ test metrics to it.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,14 @@ def log_epoch(ref: RunRef, metrics: Mapping[str, float]) -> None:
 
 def log_artifact(ref: RunRef, path: Path, artifact_path: str | None = None) -> None:
     _client(ref.tracking_uri).log_artifact(ref.run_id, str(path), artifact_path)
+
+
+def log_artifact_bytes(ref: RunRef, files: Mapping[str, bytes]) -> None:
+    """Log in-memory files under their names (the outputs are renamed into place only afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="ssgan-artifacts-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+            log_artifact(ref, Path(tmp) / name)
 
 
 def end_run(ref: RunRef, status: str = "FINISHED") -> None:

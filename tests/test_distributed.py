@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, fit, prune_runs
+from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, fit
+from ssgan.resume import prune_runs
 from ssgan.train import TrainJob
 
 
