@@ -49,3 +49,10 @@ def test_ssl_gain_refuses_an_empty_seed_range(tmp_path):
 
     with pytest.raises(SystemExit, match="need at least one seed"):
         ssl_gain.main(["--seeds", "0"])
+
+
+def test_step_speed_refuses_a_cuda_graph_on_the_cpu(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="--variant graph needs --device cuda"):
+        step_speed.main(["--variant", "graph"])

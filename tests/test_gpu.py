@@ -45,3 +45,17 @@ def test_run_training_on_cuda_selects_a_model_that_loads_on_cpu(prepared_dir, ti
     assert all(np.isfinite(r["val_error"]) for r in session.reports)
     model = model_from_payload(session.state["best"])
     assert next(model.discriminator.parameters()).device.type == "cpu"
+
+
+def test_the_whole_step_replays_as_a_cuda_graph(tmp_path):
+    """benchmarks/step_speed.py's graph variant: capture succeeds and a replay still trains D."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import step_speed
+    from tests.conftest import TINY_PARAMS
+    from ssgan.config import from_mapping
+
+    row = step_speed.time_steps(from_mapping(TINY_PARAMS), "ssgan", (1, 8, 8), "cuda", steps=3, warmup=2, variant="graph")
+    assert row["ms_per_step"] > 0  # time_steps raises if D's weights did not change

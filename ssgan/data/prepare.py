@@ -1,7 +1,8 @@
 """The prepare stage: catalogue a source, split it by labels alone, then stream its images into the Parquet splits.
 
-Peak memory is the labels, one decoded chunk and less than one row group per split, whatever the
-source's size. Everything goes to a temp dir that replaces `out_dir` only once all files are complete.
+Peak memory is the labels, one decoded chunk, less than one row group per split and one bucket of the
+unlabeled shuffle (`ssgan.data.shuffle`), whatever the source's size. Everything goes to a temp dir
+that replaces `out_dir` only once all files are complete.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ssgan.config import DataConfig
 from ssgan.data import sources
 from ssgan.data.catalog import Catalog, DataSourceError
 from ssgan.data.parquet import SPLITS, SplitWriter
+from ssgan.data.shuffle import ShufflingWriter
 from ssgan.data.splits import Splits, make_splits
 from ssgan.fileio import json_bytes, staging
 from ssgan.images import grid_png
@@ -37,6 +39,11 @@ def prepare(cfg: DataConfig, out_dir: Path) -> dict:
     with staging(out_dir) as tmp:
         writers = [SplitWriter(tmp / f"{name}.parquet", cat.image_shape, name != "unlabeled", {**meta, "split": name})
                    for name in SPLITS]
+        # Training ranks read contiguous shares of the unlabeled rows: written in a seeded random
+        # order, each share is a fair sample whatever the source's order.
+        u = SPLITS.index("unlabeled")
+        writers[u] = ShufflingWriter(writers[u], splits["unlabeled"], cfg.seed, tmp / ".shuffle",
+                                     int(np.prod(cat.image_shape)))
         preview = _stream(cat, which, writers)
         for w in writers:
             w.close()
