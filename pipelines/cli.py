@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import evaluate, prepare, train
+from pipelines import evaluate, prepare, train, tune
 from ssgan.checkpoint import ModelFileError
 from ssgan.config import ConfigError
 from ssgan.data.catalog import DataSourceError
@@ -12,15 +12,18 @@ from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
 from ssgan.distributed import ClusterError
 from ssgan.resume import CheckpointMismatchError
+from ssgan.sweep import SweepError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
-               CheckpointMismatchError, FileNotFoundError)
+               CheckpointMismatchError, SweepError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),
     "train": (train, "train the semi-supervised GAN with Ray Train, log to MLflow (params: data, model, train)"),
     "evaluate": (evaluate, "test metrics of the model selected on val -> metrics.json and MLflow (params: evaluate)"),
+    "tune": (tune, "hyperparameter sweep on Ray Tune, each trial a Ray Train run -> tune/best.yaml, tune/trials.csv "
+                   "and nested MLflow runs (params: data, model, train, tune)"),
 }
 
 

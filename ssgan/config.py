@@ -151,6 +151,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+# Sections params.yaml may hold: the Config's, and the sweep's (read by `ssgan tune` alone).
+PARAMS_SECTIONS = (*SECTIONS, "tune")
 
 
 def _coerce(key: str, hint: Any, value: Any) -> Any:
@@ -208,8 +210,8 @@ def from_mapping(params: Mapping[str, Any], sections: tuple[str, ...] = tuple(SE
     if not isinstance(params, Mapping):
         raise ConfigError(f"params: expected a mapping of sections, got {type(params).__name__}")
     for name in params:
-        if name not in SECTIONS:
-            raise ConfigError(f"{name}: unknown params section; allowed sections: {', '.join(SECTIONS)}")
+        if name not in PARAMS_SECTIONS:
+            raise ConfigError(f"{name}: unknown params section; allowed sections: {', '.join(PARAMS_SECTIONS)}")
     parsed = {}
     for name in sections:
         value = params.get(name)

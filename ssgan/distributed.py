@@ -9,7 +9,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ssgan.checkpoint import load_training_state
 from ssgan.config import Cluster
@@ -29,8 +29,11 @@ class ClusterError(RuntimeError):
     """The Ray cluster cannot run the job as configured."""
 
 
-def connect(cluster: Cluster) -> None:
+def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     """Join the cluster at `cluster.address`, or start a private local Ray that never looks for others.
+
+    `extra_cpus` logical CPUs are added to a local instance: a sweep's trial functions each hold a
+    sliver of a CPU while they wait on their workers, which must not cost a worker its core.
 
     Ray's own processes (Train's placement-group cleaner, the state API) find "their" cluster from
     RAY_ADDRESS or /tmp/ray/ray_current_cluster; with another instance on the machine (a second
@@ -58,7 +61,7 @@ def connect(cluster: Cluster) -> None:
     os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # the only way to choose the new GCS's port before it starts
     try:
         # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
-        ray.init(address="local", num_cpus=local_cpus(), log_to_driver=True,
+        ray.init(address="local", num_cpus=local_cpus() + extra_cpus, log_to_driver=True,
                  runtime_env={"env_vars": {"RAY_ADDRESS": f"127.0.0.1:{port}"}})
     finally:
         os.environ.pop("RAY_GCS_SERVER_PORT", None)
@@ -134,11 +137,12 @@ def epoch_callback(on_epoch: Callable[[dict[str, float]], None]):
 
 
 def fit(job: TrainJob, cluster: Cluster, name: str,
-        on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+        on_epoch: Callable[[dict[str, float]], None] | None = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train on the cluster; return the final training state (history, best-on-val model).
 
     `on_epoch` (picklable: it runs in Ray's controller process) receives rank 0's metrics of each
-    epoch exactly once, with `epoch` and `step`.
+    epoch exactly once, with `epoch` and `step`. `callbacks` are further Ray Train callbacks (a
+    sweep's trial passes Tune's, which forwards every report to the Tune scheduler).
     """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -154,7 +158,7 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
         run_config=RunConfig(name=name, storage_path=storage_uri(cluster.storage_path),
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=tc.max_failures),
-                             callbacks=[epoch_callback(on_epoch)] if on_epoch else [],
+                             callbacks=([epoch_callback(on_epoch)] if on_epoch else []) + list(callbacks),
                              # Ray Train logs every report at INFO; our per-epoch line says what matters.
                              logging_config=LoggingConfig(log_level="WARNING")),
     )

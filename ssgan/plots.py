@@ -76,3 +76,34 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str]):
     ax.set(xlabel="predicted class", ylabel="true class",
            title=f"test confusion matrix ({int(np.trace(counts))}/{int(counts.sum())} correct)")
     return fig
+
+
+def sweep_png(rows: Sequence[dict], space: Sequence, column: str) -> bytes:
+    return _png(sweep_figure(rows, space, column))
+
+
+def sweep_figure(rows: Sequence[dict], space: Sequence, column: str):
+    """One panel per searched key: each trial's `column` (its best val score) against the key's value.
+    Log x for loguniform keys; choices and grid values as categories."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(space), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(space), squeeze=False)[0])
+    colours = {"finished": "tab:blue", "stopped": "tab:orange", "failed": "tab:red"}
+    for ax, param in zip(axes, space):
+        scored = [r for r in rows if r.get(column) is not None]
+        if param.kind in ("choice", "grid"):
+            labels = [str(v) for v in param.values]
+            xs = [labels.index(str(r[param.key])) if str(r[param.key]) in labels else -1 for r in scored]
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        else:
+            xs = [float(r[param.key]) for r in scored]
+            if param.kind == "loguniform":
+                ax.set_xscale("log")
+        for status, colour in colours.items():
+            pts = [(x, r[column]) for x, r in zip(xs, scored) if r["status"].startswith(status)]
+            if pts:
+                ax.scatter(*zip(*pts), color=colour, label=status, s=30)
+        ax.set(xlabel=param.key, ylabel=column)
+    axes[0].legend(loc="best", fontsize="small")
+    return fig

@@ -1,6 +1,7 @@
 """The only module that talks to MLflow.
 
-Everything here runs on the driver side, never in a Ray worker (workers may be other machines):
+Everything here runs on the driver side, never in a Ray worker or Tune trial (they may be other
+machines); a sweep's trials are logged by a Tune callback in the driver process (ssgan.sweep):
 the driver opens one run per training (`start_run`); rank 0's per-epoch reports reach
 `log_epoch` through a Ray Train callback in the controller, on the driver's node; the driver
 logs the selected models and sample grid when training ends and tags the run with the md5 of
@@ -102,6 +103,25 @@ def run_status(ref: RunRef) -> str:
 
 def set_tag(ref: RunRef, key: str, value: str) -> None:
     _client(ref.tracking_uri).set_tag(ref.run_id, key, value)
+
+
+def log_params(ref: RunRef, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    _client(ref.tracking_uri).log_batch(ref.run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+
+
+def child_runs(ref: RunRef, metric: str) -> list[dict[str, Any]]:
+    """The runs nested under `ref` (tag mlflow.parentRunId), oldest first, each as a plain dict with
+    its tags, status, start/end times (ms) and `metric` by step."""
+    client = _client(ref.tracking_uri)
+    experiment = client.get_experiment_by_name(ref.experiment_name)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{ref.run_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=10000)
+    return [{"run_id": r.info.run_id, "status": r.info.status, "tags": dict(r.data.tags),
+             "start_ms": r.info.start_time, "end_ms": r.info.end_time,
+             "history": {m.step: m.value for m in client.get_metric_history(r.info.run_id, metric)}}
+            for r in runs]
 
 
 def find_run(tracking_uri: str, tag: str, value: str) -> RunRef | None:

@@ -39,9 +39,10 @@ def _closure(start: str) -> set[Path]:
     return {p for p in seen if p.name != "__init__.py" or _imports(p)}  # a docstring-only __init__ runs nothing
 
 
-@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
-def test_stage_declares_the_code_it_runs(stage):
-    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
+@pytest.mark.parametrize("pipeline, stage", [("dvc.yaml", "prepare"), ("dvc.yaml", "train"), ("dvc.yaml", "evaluate"),
+                                             ("tune/dvc.yaml", "tune")])
+def test_stage_declares_the_code_it_runs(pipeline, stage):
+    deps = yaml.safe_load((ROOT / pipeline).read_text())["stages"][stage]["deps"]  # paths from the project root
     declared = [ROOT / d for d in deps]
     missing = [str(p.relative_to(ROOT)) for p in sorted(_closure(f"pipelines.{stage}"))
                if not any(p == d or d in p.parents for d in declared)]
