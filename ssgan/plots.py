@@ -99,7 +99,10 @@ def sweep_figure(rows: Sequence[dict], space: Sequence, column: str):
         else:
             xs = [float(r[param.key]) for r in scored]
             if param.kind == "loguniform":
+                from matplotlib.ticker import NullFormatter
+
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a short range
         for status, colour in colours.items():
             pts = [(x, r[column]) for x, r in zip(xs, scored) if r["status"].startswith(status)]
             if pts:

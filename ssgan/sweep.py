@@ -233,7 +233,7 @@ def trial_rows(children: list[dict[str, Any]], keys: tuple[str, ...], metric: st
                      "epochs": max(history) if history else 0, "status": status,
                      "wall_s": round(((child["end_ms"] or child["start_ms"]) - child["start_ms"]) / 1000, 1),
                      "mlflow_run_id": child["run_id"]})
-    return rows
+    return sorted(rows, key=lambda r: r["trial_id"])  # Tune's order: trial ids count up
 
 
 def _finish(params: Mapping[str, Any], tc: TuneConfig, parent: tracking.RunRef, name: str, outputs: SweepOutputs,
