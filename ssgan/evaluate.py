@@ -5,10 +5,15 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
+import numpy as np
+
 from ssgan import metrics as M
+from ssgan import quality as Q
 from ssgan import tracking
-from ssgan.checkpoint import load_model
-from ssgan.config import EvaluateConfig
+from ssgan.checkpoint import LoadedModel, load_model
+from ssgan.config import EvaluateConfig, QualityConfig
 from ssgan.data.parquet import read_split
 from ssgan.fileio import atomic_write_many, csv_bytes, json_bytes
 from ssgan.plots import confusion_png
@@ -22,8 +27,38 @@ class EvaluateOutputs:
     confusion_image: Path  # plots/confusion.png
 
 
-def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: EvaluateOutputs, tracking_uri: str) -> dict:
-    """Test metrics of the val-selected model (EMA weights): files first in memory, MLflow, then the files together."""
+def generation_quality(model: LoadedModel, test_images: np.ndarray, quality: QualityConfig, reference: Path | None,
+                       inception_weights: Path | None, batch_size: int) -> dict[str, float]:
+    """G's `quality.n_samples` samples against the test split: the reference classifier's metrics when
+    `reference` exists, fid_inception when `inception_weights` is given."""
+    import torch
+
+    from ssgan.feature_nets import classifier_outputs, inception_features, reference_from_payload
+    from ssgan.inception import load_inception
+    from ssgan.models import generate_images
+
+    results: dict[str, float] = {}
+    if reference is None and inception_weights is None:
+        return results
+    images = generate_images(model.generator, quality.n_samples, seed=model.config.train.seed)
+    if reference is not None:
+        payload = torch.load(reference, map_location="cpu", weights_only=True)
+        net = reference_from_payload(payload)
+        fake_features, fake_probs = classifier_outputs(net, images, batch_size)
+        real_features, _ = classifier_outputs(net, test_images, batch_size)
+        results.update({Q.FID_CLASSIFIER: Q.fid(fake_features, real_features), Q.KID_CLASSIFIER: Q.kid(fake_features, real_features),
+                        Q.IS_CLASSIFIER: Q.inception_score(fake_probs), Q.REFERENCE_TEST_ACCURACY: float(payload["test_accuracy"])})
+    if inception_weights is not None:
+        net = load_inception(inception_weights)
+        results[Q.FID_INCEPTION] = Q.fid(inception_features(net, images), inception_features(net, test_images))
+    return results
+
+
+def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: EvaluateOutputs, tracking_uri: str,
+             quality: QualityConfig | None = None, reference: Path | None = None,
+             inception_weights: Path | None = None) -> dict[str, Any]:
+    """Test metrics of the val-selected model (EMA weights) and of its G: files first in memory, MLflow,
+    then the files together."""
     model = load_model(model_path)
     test = read_split(Path(data_dir) / "test.parquet")
     preds = M.predict(model.discriminator, test.images, cfg.batch_size)
@@ -33,6 +68,9 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
     per_class = [{"class_index": i, "class": names[i], M.TEST_ACCURACY_CLASS: float(a)}
                  for i, a in enumerate(M.per_class_accuracy(counts)) if a == a]  # NaN (class absent from test) left out
     results = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc, M.VAL_ACCURACY: model.val_accuracy, M.BEST_EPOCH: model.epoch}
+    generation = generation_quality(model, test.images, quality or QualityConfig(), reference, inception_weights,
+                                    cfg.batch_size)
+    results.update(generation)
     rows = [{"actual": names[a], "predicted": names[p]} for a, p in zip(test.labels, preds)]
     files = {outputs.metrics: json_bytes(results),
              outputs.per_class: csv_bytes(per_class, ["class_index", "class", M.TEST_ACCURACY_CLASS]),
@@ -43,7 +81,7 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
     if run is None:
         print(f"[ssgan] no MLflow run in {tracking_uri} wrote {model_path}; test metrics go to {outputs.metrics} only")
     else:
-        test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc,
+        test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc, **generation,
                         **{M.test_accuracy_class(r["class_index"]): r[M.TEST_ACCURACY_CLASS] for r in per_class}}
         tracking.log_metrics(run, test_metrics, step=model.epoch)
         tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.per_class, outputs.confusion,

@@ -17,6 +17,7 @@ from ssgan.distributed import check_local_cpus, check_resources, check_storage, 
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
+from ssgan.quality import FID_CLASSIFIER
 from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
 from ssgan.tracking import MODEL_MD5_TAG
 from ssgan.train import TrainJob
@@ -53,6 +54,16 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
 
 
+def _reference_payload(cfg: Config, path: Path | None) -> dict | None:
+    if cfg.quality.every_epochs == 0:
+        return None
+    if path is None or not Path(path).exists():
+        print(f"[ssgan] no reference classifier at {path}: training runs without fid_classifier "
+              f"(`ssgan reference` makes one)", flush=True)
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artifact_root: Path | None,
              source: str) -> tracking.RunRef:
     """Continue the MLflow run of an interrupted training (same run key, a checkpoint to resume), else
@@ -80,12 +91,14 @@ def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artif
 
 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
-          cluster: Cluster, restart: bool = False) -> dict:
+          cluster: Cluster, restart: bool = False, reference: Path | None = None) -> dict:
     """Train with Ray, log the val-selected model, curves and samples to MLflow, then write them.
 
     The output files are replaced together at the very end, so a run that fails or is interrupted
     leaves the previous outputs as they were (dvc.yaml marks them `persist`, so DVC keeps them too).
     A rerun of the same configuration after the driver died resumes from the last checkpoint.
+    `reference` (models/reference.pt) lets rank 0 score G with fid_classifier every
+    quality.every_epochs epochs.
     """
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
@@ -104,10 +117,12 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     check_resources(cfg.train.num_workers, cfg.train.use_gpu)
     run = open_run(cfg, key, state, tracking_uri, artifact_root, source)
     try:
-        state = fit(TrainJob(cfg, str(data_dir), key), cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run))
+        job = TrainJob(cfg, str(data_dir), key, reference=_reference_payload(cfg, reference))
+        state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run))
         best = state["best"]
         model = model_from_payload(best)
-        columns = ["epoch", "step", *[m for m in M.EPOCH_METRICS if m in state["history"][0]]]
+        columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER)
+                                      if any(m in row for row in state["history"])]]
         files = {outputs.model: payload_bytes(best),
                  outputs.history: csv_bytes(state["history"], columns),
                  outputs.samples: sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes,

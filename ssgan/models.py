@@ -10,6 +10,7 @@ lower val error on digits and Fashion-MNIST.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
@@ -43,6 +44,21 @@ def mlp_discriminator(cfg: ModelConfig, width: int) -> tuple[nn.Sequential, int]
     return nn.Sequential(*layers), width
 
 
+# model.arch seed_mlp: the seed article's network, as a preset (its widths are fixed; d_hidden,
+# g_hidden and latent_dim are not used). D: image -> 128 -> 128 -> K logits (the K+1 D); G: 100-d
+# noise -> 128 ReLU + batch norm -> 128 ReLU + batch norm -> image with a sigmoid.
+SEED_WIDTH, SEED_LATENT = 128, 100
+
+
+def seed_discriminator(cfg: ModelConfig, width: int) -> tuple[nn.Sequential, int]:
+    """No weight norm; model.input_noise / hidden_noise still apply (set them to 0 for the plain net)."""
+    layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(cfg.input_noise)]
+    for _ in range(2):
+        layers += [nn.Linear(width, SEED_WIDTH), nn.ReLU(), GaussianNoise(cfg.hidden_noise)]
+        width = SEED_WIDTH
+    return nn.Sequential(*layers), width
+
+
 def conv_discriminator(channels: int) -> tuple[nn.Sequential, int]:
     """The paper's 9-layer CIFAR-10 D: dropout, 96/192-channel 3x3 convs, leaky ReLU, global pooling."""
     def conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 1) -> list[nn.Module]:
@@ -60,8 +76,12 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
         super().__init__()
         c, h, w = image_shape
-        self.body, width = mlp_discriminator(cfg, c * h * w) if cfg.arch == "mlp" else conv_discriminator(c)
-        self.head = _wn(nn.Linear(width, num_classes))
+        if cfg.arch == "seed_mlp":
+            self.body, width = seed_discriminator(cfg, c * h * w)
+            self.head = nn.Linear(width, num_classes)
+        else:
+            self.body, width = mlp_discriminator(cfg, c * h * w) if cfg.arch == "mlp" else conv_discriminator(c)
+            self.head = _wn(nn.Linear(width, num_classes))
         # As in openai/improved-gan, hidden layers keep the gain that data-dependent init gave them
         # (only directions and biases train): D cannot scale its activations up to drown out the
         # Gaussian noise that regularises it. The output layer's gain trains.
@@ -79,11 +99,18 @@ class Generator(nn.Module):
 
     def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int], num_classes: int) -> None:
         super().__init__()
-        self.latent_dim, self.image_shape = cfg.latent_dim, image_shape
+        self.latent_dim = SEED_LATENT if cfg.arch == "seed_mlp" else cfg.latent_dim
+        self.image_shape = image_shape
         self.num_classes = num_classes if cfg.conditional_generator else 0
         c, h, w = image_shape
-        width = cfg.latent_dim + self.num_classes
-        if cfg.arch == "mlp":
+        width = self.latent_dim + self.num_classes
+        if cfg.arch == "seed_mlp":
+            layers = []
+            for _ in range(2):
+                layers += [nn.Linear(width, SEED_WIDTH), nn.ReLU(), nn.BatchNorm1d(SEED_WIDTH)]
+                width = SEED_WIDTH
+            layers += [nn.Linear(width, c * h * w), nn.Sigmoid()]
+        elif cfg.arch == "mlp":
             layers: list[nn.Module] = []
             for hidden in cfg.g_hidden:
                 layers += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden), nn.Softplus()]
@@ -153,3 +180,25 @@ def data_dependent_init(model: nn.Module, *inputs: torch.Tensor, scale: float = 
         for h in handles:
             h.remove()
         model.train(was_training)
+
+
+@torch.no_grad()
+def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500) -> np.ndarray:
+    """`n` samples of G in eval mode as uint8 (N, H, W, C), from latents seeded by `seed` (drawn on the
+    CPU, so the same seed gives the same latents on any device); a conditional G cycles the classes."""
+    from ssgan.images import to_uint8
+
+    device = next(g.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    was_training = g.training
+    g.eval()
+    out = []
+    try:
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            z = g.sample_latent(m, generator=rng).to(device)
+            y = g.sample_classes(m, generator=rng)
+            out.append(g(z, None if y is None else y.to(device)).float().cpu().numpy())
+    finally:
+        g.train(was_training)
+    return to_uint8(np.concatenate(out))

@@ -29,6 +29,9 @@ class TrainJob:
     config: Config
     data_dir: str
     run_key: str = ""  # stored in every checkpoint, so a resume can check it continues the same run
+    # The reference classifier's payload (ssgan.reference) when quality.every_epochs > 0: rank 0
+    # scores G with it. It travels with the job, so workers need no path to the driver's cache.
+    reference: dict[str, Any] | None = None
 
 
 class Session(Protocol):
@@ -134,7 +137,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
     options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss)
-    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state)
+    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state, job.reference)
                 if rank == 0 else None)
     if reporter:
         print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "

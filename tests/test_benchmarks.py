@@ -31,8 +31,8 @@ def test_step_speed_times_both_modes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "arch=mlp image=1x8x8 batch=16" in out
     rows = [line.split("|") for line in out.splitlines() if line.startswith(("| ssgan", "| supervised"))]
-    assert [r[1].strip() for r in rows] == ["ssgan", "supervised"]
-    assert all(float(r[2]) > 0 for r in rows)
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [("ssgan", "eager"), ("supervised", "eager")]
+    assert all(float(r[3]) > 0 for r in rows)
 
 
 def test_step_speed_needs_a_shape_for_user_images(tmp_path):

@@ -30,12 +30,15 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_prepare_train_evaluate(ray_local, project):
-    for stage in ("prepare", "train", "evaluate"):
+def test_prepare_train_evaluate(ray_local, project, capsys):
+    for stage in ("prepare", "reference", "train", "evaluate"):
         main([stage])
     metrics = json.loads((project / "metrics.json").read_text())
-    # Four headline numbers: `dvc exp show` stays narrow; per-class accuracies have their own file.
-    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch"}
+    # The headline numbers: `dvc exp show` stays narrow; per-class accuracies have their own file.
+    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch", "fid_classifier",
+                            "kid_classifier", "is_classifier", "reference_test_accuracy"}
+    assert metrics["fid_classifier"] > 0 and 1 <= metrics["is_classifier"] <= 10
+    assert metrics["reference_test_accuracy"] > 0.5  # far above chance: its features mean something
     per_class = list(csv.DictReader((project / "plots/test_accuracy_class.csv").open()))
     assert [r["class"] for r in per_class] == [str(i) for i in range(10)]
     # 100 stratified test examples: 10 per class, so the overall accuracy is the mean over classes.
@@ -45,6 +48,8 @@ def test_prepare_train_evaluate(ray_local, project):
         assert (project / png).read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((project / "plots/train.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # quality.every_epochs 5 > 2 epochs: G is scored at the last epoch only.
+    assert rows[0]["fid_classifier"] == "" and float(rows[1]["fid_classifier"]) > 0
     confusion = list(csv.DictReader((project / "plots/confusion.csv").open()))
     assert len(confusion) == 100
 
@@ -66,6 +71,17 @@ def test_prepare_train_evaluate(ray_local, project):
     test = read_split(project / "data/prepared/test.parquet")
     logits = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}").predict(test.images)
     assert [str(p) for p in np.asarray(logits).argmax(axis=1)] == [r["predicted"] for r in confusion]
+
+    # `ssgan fid`: a split against itself is 0; the model file and its logged generator give the same
+    # samples (same latents), so the same distance; evaluate's number is the same computation.
+    capsys.readouterr()
+    main(["fid", "data/prepared/test.parquet", "data/prepared/test.parquet"])
+    assert capsys.readouterr().out.startswith("fid_classifier: 0.0000  (100 vs 100 images)")
+    main(["fid", "data/prepared/test.parquet", "models/model.pt"])
+    from_file = capsys.readouterr().out
+    main(["fid", "data/prepared/test.parquet", f"runs:/{run.info.run_id}/generator"])
+    assert capsys.readouterr().out.splitlines()[-1] == from_file.strip()
+    assert from_file.startswith(f"fid_classifier: {metrics['fid_classifier']:.4f}  (100 vs 1000 images)")
 
 
 def _cli(*args, cwd):
@@ -129,7 +145,7 @@ def test_more_workers_than_local_cpus_is_refused_before_ray_starts(project, prep
     assert not (project / "models").exists() and not (project / "mlflow.db").exists()
 
 
-@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "reference", "train", "evaluate", "tune"])
 def test_stage_modules_honour_their_arguments(project, stage):
     # `python -m pipelines.<stage>` is what dvc.yaml runs; its flags must reach the stage.
     result = subprocess.run([sys.executable, "-m", f"pipelines.{stage}", "--params", "mine.yaml"], cwd=project,

@@ -1,0 +1,95 @@
+"""The image sets `ssgan fid` compares: a Parquet split, a folder of images, or a model whose G is sampled.
+
+Every set comes out as uint8 (N, H, W, C), the form `prepare` stores; folder images go through
+`prepare`'s own conversion (ssgan.data.transform.decode) to the size and channels asked for.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ssgan.data.catalog import DataSourceError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+
+
+def is_model(source: str) -> bool:
+    return source.startswith(MLFLOW_SCHEMES) or Path(source).suffix == ".pt"
+
+
+def native_shape(source: str) -> tuple[int, int, int] | None:
+    """(H, W, C) of a Parquet split's or a model file's images; None for a folder or an MLflow URI."""
+    path = Path(source)
+    if path.suffix == ".parquet" and path.exists():
+        from ssgan.data.parquet import describe
+
+        return tuple(describe(path)[0]["shape"])
+    if path.suffix == ".pt" and path.exists():
+        from ssgan.checkpoint import load_model
+
+        c, h, w = load_model(path).meta.image_shape
+        return h, w, c
+    return None
+
+
+def load_image_set(source: str, n: int | None, target: tuple[int, int, int] | None, seed: int = 0) -> np.ndarray:
+    """`n` images of `source` (all of a split or folder when None; a model needs n), at `target` (H, W, C)
+    for folders. A split or folder larger than `n` gives a seeded random subset."""
+    if source.startswith(MLFLOW_SCHEMES):
+        return _subset(_from_mlflow(source, n or 1000, seed), n, seed)
+    path = Path(source)
+    if not path.exists():
+        raise DataSourceError(f"{source}: not found; give a Parquet split, a folder of images, a model file (.pt) "
+                              f"or an MLflow model URI (runs:/..., models:/...)")
+    if path.is_dir():
+        if target is None:
+            raise DataSourceError(f"{source}: a folder of images needs a size: compare it with a split or a model, "
+                                  f"or use --metric classifier")
+        from ssgan.data.transform import decode
+
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise DataSourceError(f"{source}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+        if n is not None and len(files) > n:
+            files = [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), n, replace=False))]
+        return np.stack([decode(f.read_bytes(), target, True, str(f)) for f in files])
+    if path.suffix == ".parquet":
+        from ssgan.data.parquet import read_split
+
+        return _subset(read_split(path).images, n, seed)
+    if path.suffix == ".pt":
+        from ssgan.checkpoint import load_model
+        from ssgan.models import generate_images
+
+        return generate_images(load_model(path).generator, n or 1000, seed)
+    raise DataSourceError(f"{source}: not a Parquet split (.parquet), a folder, a model file (.pt) or an MLflow URI")
+
+
+def _subset(images: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    if n is None or len(images) <= n:
+        return images
+    return images[np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))]
+
+
+def _from_mlflow(uri: str, n: int, seed: int) -> np.ndarray:
+    """Samples of a logged generator (`<run>/generator` or a registered one): its input is uniform noise,
+    followed for a conditional G by a one-hot class; the run's params say which part is which."""
+    import mlflow
+    import torch
+
+    from ssgan.images import to_uint8
+
+    info = mlflow.models.get_model_info(uri)
+    width = int(info.signature.inputs.inputs[0].shape[-1])
+    params = mlflow.get_run(info.run_id).data.params
+    latent = 100 if params.get("model.arch") == "seed_mlp" else int(params["model.latent_dim"])
+    classes = width - latent
+    g = mlflow.pytorch.load_model(uri)
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, latent, generator=rng)
+    if classes:
+        z = torch.cat([z, torch.eye(classes)[torch.arange(n) % classes]], dim=1)
+    with torch.no_grad():
+        return to_uint8(g(z).numpy())
