@@ -4,19 +4,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import evaluate, fid, prepare, reference, train, tune
+from pipelines import evaluate, fid, predict, prepare, promote, reference, sample, train, tune
 from ssgan.checkpoint import ModelFileError
 from ssgan.config import ConfigError
 from ssgan.data.catalog import DataSourceError
 from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
 from ssgan.distributed import ClusterError
+from ssgan.promote import PromotionError
 from ssgan.resume import CheckpointMismatchError
 from ssgan.sweep import SweepError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
-               CheckpointMismatchError, SweepError, FileNotFoundError)
+               CheckpointMismatchError, SweepError, PromotionError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),
@@ -24,6 +25,9 @@ STAGES = {
                              "(params: data, quality) -> models/reference.pt"),
     "train": (train, "train the semi-supervised GAN with Ray Train, log to MLflow (params: data, model, train)"),
     "evaluate": (evaluate, "test metrics of the model selected on val -> metrics.json and MLflow (params: evaluate)"),
+    "promote": (promote, "registry: alias champion (or challenger) for the run that wrote models/model.pt, by val error"),
+    "predict": (predict, "classify images (files, a folder or a Parquet file) with a registered or local model"),
+    "sample": (sample, "draw images from a generator (registered or models/model.pt) into a grid PNG or Parquet"),
     "fid": (fid, "Fréchet distance between two image sets (Parquet split, image folder, model file or MLflow URI)"),
     "tune": (tune, "hyperparameter sweep on Ray Tune, each trial a Ray Train run -> tune/best.yaml, tune/trials.csv "
                    "and nested MLflow runs (params: data, model, train, tune)"),

@@ -60,3 +60,21 @@ def cluster(root: Path) -> Cluster:
     """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results)."""
     storage = os.environ.get("SSGAN_RAY_STORAGE") or str((root / ".ray_results").resolve())
     return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage)
+
+
+def git_lineage(root: Path) -> dict[str, str]:
+    """The commit the project is at and whether its tree has uncommitted changes (tags on every run)."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"ssgan.git_commit": "none (not a git checkout)"}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"ssgan.git_commit": commit, "ssgan.git_dirty": "true" if dirty else "false"}

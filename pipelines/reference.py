@@ -9,7 +9,7 @@ from pathlib import Path
 from pipelines import params as P
 from ssgan.checkpoint import payload_bytes
 from ssgan.fileio import atomic_write
-from ssgan.launch import check_prepared
+from ssgan.data.parquet import check_prepared
 from ssgan.reference import load_or_build
 
 OUTPUT = Path("models/reference.pt")

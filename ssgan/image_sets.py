@@ -74,22 +74,7 @@ def _subset(images: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 def _from_mlflow(uri: str, n: int, seed: int) -> np.ndarray:
-    """Samples of a logged generator (`<run>/generator` or a registered one): its input is uniform noise,
-    followed for a conditional G by a one-hot class; the run's params say which part is which."""
-    import mlflow
-    import torch
+    """Samples of a logged generator (`runs:/<id>/generator` or a registered one), classes cycling."""
+    from ssgan.serving import load_generator
 
-    from ssgan.images import to_uint8
-
-    info = mlflow.models.get_model_info(uri)
-    width = int(info.signature.inputs.inputs[0].shape[-1])
-    params = mlflow.get_run(info.run_id).data.params
-    latent = 100 if params.get("model.arch") == "seed_mlp" else int(params["model.latent_dim"])
-    classes = width - latent
-    g = mlflow.pytorch.load_model(uri)
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.rand(n, latent, generator=rng)
-    if classes:
-        z = torch.cat([z, torch.eye(classes)[torch.arange(n) % classes]], dim=1)
-    with torch.no_grad():
-        return to_uint8(g(z).numpy())
+    return load_generator(uri).sample(n, None, seed)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -12,11 +14,12 @@ from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
-from ssgan.data.parquet import SPLITS, describe
+from ssgan.data.parquet import check_prepared, describe
 from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
+from ssgan.promote import DATA_KEY_TAG, data_key, model_names
 from ssgan.quality import FID_CLASSIFIER
 from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
 from ssgan.tracking import MODEL_MD5_TAG
@@ -24,12 +27,6 @@ from ssgan.train import TrainJob
 
 # The MLflow model environment: what loading the logged models needs (and faster than inferring it).
 MODEL_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
-
-
-def check_prepared(data_dir: Path) -> None:
-    """Fail before Ray starts if a split is missing or unreadable (the error names the file)."""
-    for name in SPLITS:
-        describe(Path(data_dir) / f"{name}.parquet")
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,28 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
     with torch.no_grad():
         images = generator.eval()(latent, y).numpy()
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
+
+
+SPLIT_CONTEXTS = {"labeled": "training", "unlabeled": "training", "val": "validation", "test": "test"}
+
+
+def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lineage: Mapping[str, str]) -> None:
+    """Tags that trace the run to its code and data, and the splits as MLflow datasets. Each dataset's
+    digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
+    tags = {"ssgan.source": source, DATA_KEY_TAG: data_key(data_dir),
+            "ssgan.class_names": json.dumps(list(model.meta.class_names)), **lineage}
+    for key, value in tags.items():
+        tracking.set_tag(run, key, value)
+    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", file_md5(data_dir / f"{name}.parquet"), context)
+                                for name, context in SPLIT_CONTEXTS.items()})
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _reference_payload(cfg: Config, path: Path | None) -> dict | None:
@@ -91,14 +110,17 @@ def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artif
 
 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
-          cluster: Cluster, restart: bool = False, reference: Path | None = None) -> dict:
+          cluster: Cluster, restart: bool = False, reference: Path | None = None,
+          lineage: Mapping[str, str] | None = None) -> dict:
     """Train with Ray, log the val-selected model, curves and samples to MLflow, then write them.
 
     The output files are replaced together at the very end, so a run that fails or is interrupted
     leaves the previous outputs as they were (dvc.yaml marks them `persist`, so DVC keeps them too).
     A rerun of the same configuration after the driver died resumes from the last checkpoint.
     `reference` (models/reference.pt) lets rank 0 score G with fid_classifier every
-    quality.every_epochs epochs.
+    quality.every_epochs epochs. `lineage` (the git commit and whether the tree was dirty) tags the
+    run; the four prepared splits are logged as its MLflow datasets (digest: each file's md5), and
+    the classifier and generator are registered as new versions of `ssgan-<source>-...`.
     """
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
@@ -129,9 +151,12 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
                                               cfg.train.seed),
                  outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
         tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.history, outputs.samples, outputs.curves)})
-        tracking.log_models(run, model, MODEL_REQUIREMENTS)
+        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS)
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         tracking.set_tag(run, MODEL_MD5_TAG, hashlib.md5(files[outputs.model]).hexdigest())
+        record_lineage(run, data_dir, source, model, lineage or {})
+        tracking.register_models(run, uris, model_names(source),
+                                 {DATA_KEY_TAG: data_key(data_dir), **(lineage or {}), "ssgan.run_id": run.run_id})
         atomic_write_many(files)
     except BaseException as err:
         # Ctrl-C or a failure: the checkpoints stay, and a rerun of this configuration continues this run.

@@ -26,7 +26,7 @@ from ssgan import tracking
 from ssgan.config import Cluster, Config, ConfigError, flatten, to_dict
 from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
-from ssgan.launch import check_prepared
+from ssgan.data.parquet import check_prepared
 from ssgan.plots import sweep_png
 from ssgan.resume import data_hash, remove_run
 from ssgan.search_space import (TRIAL_SECTIONS, TuneConfig, check_space, check_trials, optuna_space, sample_trials,

@@ -166,8 +166,9 @@ class GeneratorFromInput(nn.Module):
         return self.generator.net(z).view(-1, *self.generator.image_shape)
 
 
-def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> None:
-    """Log the classifier (D) and the generator as MLflow PyTorch models (torch.export format)."""
+def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> dict[str, str]:
+    """Log the classifier (D) and the generator as MLflow PyTorch models (torch.export format);
+    returns their model URIs by name ("classifier", "generator")."""
     import mlflow
     import mlflow.pytorch
 
@@ -178,7 +179,79 @@ def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> 
         latent = torch.cat([latent, torch.eye(g.num_classes)[:2]], dim=1)
     mlflow.set_tracking_uri(ref.tracking_uri)
     with mlflow.start_run(run_id=ref.run_id):
-        mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
-                                 input_example=np.zeros((2, h, w, c), np.uint8), pip_requirements=pip_requirements)
-        mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
-                                 pip_requirements=pip_requirements)
+        classifier = mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
+                                              input_example=np.zeros((2, h, w, c), np.uint8),
+                                              pip_requirements=pip_requirements)
+        generator = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
+                                             pip_requirements=pip_requirements)
+    return {"classifier": classifier.model_uri, "generator": generator.model_uri}
+
+
+def log_datasets(ref: RunRef, files: Mapping[str, tuple[Path, str, str]]) -> None:
+    """Log prepared splits as MLflow dataset inputs: name -> (Parquet file, md5 digest, context)."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = []
+    for name, (path, md5, context) in files.items():
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": both are the local-file source
+            warnings.simplefilter("ignore")
+            source = resolve_dataset_source(str(path))
+        dataset = MetaDataset(source, name=name, digest=md5)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+    _client(ref.tracking_uri).log_inputs(ref.run_id, datasets=inputs)
+
+
+def register_models(ref: RunRef, model_uris: Mapping[str, str], names: Mapping[str, str],
+                    tags: Mapping[str, str]) -> dict[str, str]:
+    """One new version of each registered model (the model is created when absent), linked to the run
+    and its logged model; returns the version numbers by kind."""
+    import mlflow
+
+    mlflow.set_tracking_uri(ref.tracking_uri)
+    return {kind: mlflow.register_model(uri, names[kind], tags=dict(tags)).version for kind, uri in model_uris.items()}
+
+
+def metric_history(ref: RunRef, metric: str) -> dict[int, float]:
+    return {m.step: m.value for m in _client(ref.tracking_uri).get_metric_history(ref.run_id, metric)}
+
+
+def run_tags(ref: RunRef) -> dict[str, str]:
+    return dict(_client(ref.tracking_uri).get_run(ref.run_id).data.tags)
+
+
+def run_ref(tracking_uri: str, run_id: str) -> RunRef:
+    client = _client(tracking_uri)
+    return RunRef(tracking_uri, run_id, client.get_experiment(client.get_run(run_id).info.experiment_id).name)
+
+
+def versions_of_run(tracking_uri: str, run_id: str) -> dict[str, str]:
+    """Registered model name -> version, for the versions created from this run."""
+    return {v.name: v.version for v in _client(tracking_uri).search_model_versions(f"run_id = '{run_id}'")}
+
+
+def version_by_alias(tracking_uri: str, name: str, alias: str) -> dict[str, Any] | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        v = _client(tracking_uri).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return {"version": v.version, "run_id": v.run_id, "tags": dict(v.tags)}
+
+
+def set_version_aliases(tracking_uri: str, name: str, version: str, aliases: list[str]) -> None:
+    client = _client(tracking_uri)
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias, version)
+
+
+def tag_version(tracking_uri: str, name: str, version: str, tags: Mapping[str, str], description: str | None = None) -> None:
+    client = _client(tracking_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if description is not None:
+        client.update_model_version(name, version, description=description)

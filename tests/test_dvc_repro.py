@@ -16,7 +16,8 @@ import yaml
 from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTPUTS = ("data/prepared", "models/model.pt", "plots", "metrics.json", "dvc.lock")
+OUTPUTS = ("data/prepared", "models/model.pt", "models/reference.pt", "plots", "metrics.json", "promotion.json",
+           "dvc.lock")
 
 
 def _env() -> dict:
@@ -47,7 +48,9 @@ def repro_project(tmp_path_factory):
     for name in ("ssgan", "pipelines"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", project)
-    (project / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    # dvc.yaml lists single quality.* keys (so an evaluate-only one does not retrain): they must be present.
+    quality = yaml.safe_load((ROOT / "params.yaml").read_text())["quality"]
+    (project / "params.yaml").write_text(yaml.safe_dump({**TINY_PARAMS, "quality": quality}))
     assert _dvc(project, "init", "--no-scm", "-q").returncode == 0
     first = _dvc(project, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -58,6 +61,26 @@ def test_repro_prints_no_traceback(repro_project):
     _, first = repro_project
     assert "Traceback" not in first.stdout + first.stderr
     assert "[ssgan] test_accuracy" in first.stdout
+
+
+def test_run_datasets_carry_the_md5s_dvc_recorded(repro_project):
+    """The MLflow run's four datasets have, as digest, the md5 DVC lists for each file of data/prepared."""
+    import json
+
+    import mlflow
+
+    project, _ = repro_project
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    (prepared,) = [o for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/prepared"]
+    manifest_md5 = prepared["md5"]  # "<md5>.dir": a JSON list of the directory's files in DVC's cache
+    manifest = project / ".dvc" / "cache" / "files" / "md5" / manifest_md5[:2] / manifest_md5[2:]
+    dvc_md5 = {e["relpath"]: e["md5"] for e in json.loads(manifest.read_text())}
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = [r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+              if "ssgan.model_md5" in r.data.tags]
+    digests = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
+    assert digests == {name: dvc_md5[f"{name}.parquet"] for name in ("labeled", "unlabeled", "val", "test")}
+    assert json.loads((project / "promotion.json").read_text())["promoted"]
 
 
 @pytest.mark.parametrize("section, key, value, message", [

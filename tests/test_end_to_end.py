@@ -31,7 +31,7 @@ def project(tmp_path, monkeypatch):
 
 
 def test_prepare_train_evaluate(ray_local, project, capsys):
-    for stage in ("prepare", "reference", "train", "evaluate"):
+    for stage in ("prepare", "reference", "train", "evaluate", "promote"):
         main([stage])
     metrics = json.loads((project / "metrics.json").read_text())
     # The headline numbers: `dvc exp show` stays narrow; per-class accuracies have their own file.
@@ -71,6 +71,32 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     test = read_split(project / "data/prepared/test.parquet")
     logits = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}").predict(test.images)
     assert [str(p) for p in np.asarray(logits).argmax(axis=1)] == [r["predicted"] for r in confusion]
+
+    # Lineage: the four splits as datasets whose digest is each file's md5; the registered versions.
+    client = mlflow.MlflowClient(uri)
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    digests = {i.dataset.name: (i.dataset.digest, {t.key: t.value for t in i.tags}["mlflow.data.context"]) for i in inputs}
+    assert digests == {name: (hashlib.md5((project / f"data/prepared/{name}.parquet").read_bytes()).hexdigest(), context)
+                       for name, context in (("labeled", "training"), ("unlabeled", "training"),
+                                             ("val", "validation"), ("test", "test"))}
+    assert run.data.tags["ssgan.data_key"] == "digits-30labels-seed0-val100"
+    assert run.data.tags["ssgan.git_commit"] == "none (not a git checkout)"
+    promotion = json.loads((project / "promotion.json").read_text())
+    assert promotion["promoted"] and promotion["reason"] == "first version for this data"
+    champion = client.get_model_version_by_alias("ssgan-digits-classifier", "champion")
+    assert champion.run_id == run.info.run_id and "val error" in champion.description
+    assert client.get_model_version_by_alias("ssgan-digits-generator", "champion").run_id == run.info.run_id
+
+    # `ssgan predict` with the registered champion: the classes evaluate found, one line per image.
+    capsys.readouterr()
+    main(["predict", "--model", "models:/ssgan-digits-classifier@champion", "data/prepared/test.parquet",
+          "--output", "preds.csv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[1] for line in lines] == [r["predicted"] for r in confusion]
+    assert lines[0].startswith("data/prepared/test.parquet#0\t")
+    assert [r["class"] for r in csv.DictReader((project / "preds.csv").open())] == [r["predicted"] for r in confusion]
+    main(["sample", "--model", "models:/ssgan-digits-generator@champion", "--n", "9", "--out", "grid.png"])
+    assert (project / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
     # `ssgan fid`: a split against itself is 0; the model file and its logged generator give the same
     # samples (same latents), so the same distance; evaluate's number is the same computation.

@@ -166,3 +166,9 @@ def read_split(path: Path, rank: int = 0, world_size: int = 1) -> Split:
     if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= meta["num_classes"]):
         raise PreparedDataError(f"{path}: labels outside 0..{meta['num_classes'] - 1}; rerun `dvc repro prepare`")
     return Split(images=_decode(table, meta), labels=labels, meta=meta)
+
+
+def check_prepared(data_dir: Path) -> None:
+    """Fail early (before Ray starts) if a split is missing or unreadable; the error names the file."""
+    for name in SPLITS:
+        describe(Path(data_dir) / f"{name}.parquet")

@@ -1,0 +1,107 @@
+"""Model registry promotion: the classifier version with the lowest val error for its data becomes champion.
+
+Scheme. The train stage registers two versions per run: `ssgan-<source>-classifier` and
+`ssgan-<source>-generator`, each tagged with the run's data key (source, labels, split seed, val
+size; plus a checksum of the files for a user's own data). Versions are only compared within one
+data key: a version trained on 20 labels never competes with one trained on 50. For each key the
+champion carries the alias `champion-<data key>`; the plain alias `champion` follows the most
+recent promotion, so `models:/ssgan-digits-classifier@champion` is the model of the data last
+promoted, and `@champion-<key>` names one data key's explicitly. A version that loses gets
+`challenger` (and `challenger-<key>`). The generator's aliases follow its run's classifier.
+Decisions read val error only; test error is shown, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssgan import metrics as M
+from ssgan import tracking
+from ssgan.data.parquet import describe
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+DATA_KEY_TAG = "ssgan.data_key"
+USER_SOURCES = ("idx", "image_folder", "parquet")
+
+
+class PromotionError(RuntimeError):
+    """Nothing to promote: no run or no registered version for the model file."""
+
+
+def model_names(source: str) -> dict[str, str]:
+    return {"classifier": f"ssgan-{source}-classifier", "generator": f"ssgan-{source}-generator"}
+
+
+def data_key(data_dir: Path) -> str:
+    """e.g. digits-50labels-seed0-val200: what makes two runs' val errors comparable."""
+    summary = json.loads((Path(data_dir) / "summary.json").read_text())
+    meta = describe(Path(data_dir) / "val.parquet")[0]
+    splits = summary["splits"]
+    key = f"{summary['source']}-{splits['labeled']['total']}labels-seed{meta['seed']}-val{splits['val']['total']}"
+    if summary["source"] in USER_SOURCES:  # the user's files themselves, not only their name
+        key += "-" + hashlib.sha256(json.dumps(summary["checksums"], sort_keys=True).encode()).hexdigest()[:8]
+    return key
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def decide(new_val_error: float, champion_val_error: float | None, force: bool) -> Decision:
+    """Pure: promote on a strictly lower val error than the same data's champion, or with no champion."""
+    if force:
+        return Decision(True, "--force")
+    if champion_val_error is None:
+        return Decision(True, "first version for this data")
+    if new_val_error < champion_val_error:
+        return Decision(True, f"val_error {new_val_error:.4f} < champion's {champion_val_error:.4f}")
+    return Decision(False, f"val_error {new_val_error:.4f} >= champion's {champion_val_error:.4f}")
+
+
+def selected_val_error(ref: tracking.RunRef) -> float:
+    """The val error of the model a run selected: its lowest (selection keeps the best val accuracy)."""
+    history = tracking.metric_history(ref, M.VAL_ERROR)
+    if not history:
+        raise PromotionError(f"MLflow run {ref.run_id} has no {M.VAL_ERROR}")
+    return min(history.values())
+
+
+def promote(model_path: Path, tracking_uri: str, force: bool = False) -> dict[str, Any]:
+    """Set the aliases for the run that wrote `model_path` (found by its md5 tag); returns the decision."""
+    md5 = hashlib.md5(Path(model_path).read_bytes()).hexdigest()
+    run = tracking.find_run(tracking_uri, tracking.MODEL_MD5_TAG, md5)
+    if run is None:
+        raise PromotionError(f"{model_path}: no MLflow run in {tracking_uri} wrote it; run `dvc repro` (or `ssgan train`)")
+    tags = tracking.run_tags(run)
+    key, source = tags.get(DATA_KEY_TAG), tags.get("ssgan.source")
+    versions = tracking.versions_of_run(tracking_uri, run.run_id)
+    names = model_names(source or "")
+    if key is None or names["classifier"] not in versions:
+        raise PromotionError(f"MLflow run {run.run_id} registered no {names['classifier']} version; retrain it with `ssgan train`")
+    new_val = selected_val_error(run)
+    test = tracking.metric_history(run, M.TEST_ERROR)
+    champion = tracking.version_by_alias(tracking_uri, names["classifier"], f"{CHAMPION}-{key}")
+    if champion is not None and champion["version"] == versions[names["classifier"]]:
+        return {"promoted": True, "already": True, "version": champion["version"], "data_key": key, "name": names["classifier"],
+                "reason": "already the champion", "val_error": new_val}
+    champion_val = selected_val_error(tracking.run_ref(tracking_uri, champion["run_id"])) if champion else None
+    decision = decide(new_val, champion_val, force)
+    alias = CHAMPION if decision.promote else CHALLENGER
+    for kind, name in names.items():
+        if name in versions:
+            tracking.set_version_aliases(tracking_uri, name, versions[name], [alias, f"{alias}-{key}"])
+    test_text = f", test error {next(iter(test.values())):.4f}" if test else ""
+    commit = tags.get("ssgan.git_commit", "unknown") + (" (dirty)" if tags.get("ssgan.git_dirty") == "true" else "")
+    labels = key.split("-")[1].replace("labels", " labels")
+    description = (f"{source}, {labels} ({key}); val error {new_val:.4f}{test_text}; commit {commit}; "
+                   f"MLflow run {run.run_id}")
+    tracking.tag_version(tracking_uri, names["classifier"], versions[names["classifier"]],
+                         {"ssgan.val_error": f"{new_val:.6f}", "ssgan.promotion": decision.reason}, description)
+    return {"promoted": decision.promote, "already": False, "version": versions[names["classifier"]], "data_key": key,
+            "reason": decision.reason, "val_error": new_val, "champion_version": champion["version"] if champion else None,
+            "champion_val_error": champion_val, "name": names["classifier"], "forced": force}

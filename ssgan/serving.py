@@ -1,0 +1,161 @@
+"""Using a trained model without writing Python: load a classifier or a generator from models/model.pt or
+MLflow (models:/name@alias, models:/name/version, runs:/id/classifier), and the images to score.
+
+MLflow models load through `mlflow.pytorch.load_model`, so the signature and the code logged with
+them are what runs; their input size comes from that signature, their class names from the run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ssgan.data.catalog import DataSourceError
+
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class LoadedClassifier:
+    probabilities: Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, C) -> (N, K)
+    image_shape: tuple[int, int, int]  # (H, W, C)
+    class_names: list[str]
+
+
+@dataclass
+class LoadedGenerator:
+    sample: Callable[[int, int | None, int], np.ndarray]  # (n, class or None, seed) -> uint8 (N, H, W, C)
+    num_classes: int  # 0 for an unconditional G
+
+
+def _mlflow_info(uri: str):
+    import mlflow
+
+    try:
+        info = mlflow.models.get_model_info(uri)
+    except Exception as err:  # MLflow raises several types for a missing model or alias
+        raise DataSourceError(f"{uri}: no such MLflow model ({str(err).splitlines()[0][:200]})") from None
+    return info, mlflow.get_run(info.run_id).data
+
+
+def load_classifier(spec: str) -> LoadedClassifier:
+    if spec.startswith(MLFLOW_SCHEMES):
+        import mlflow.pytorch
+
+        info, run = _mlflow_info(spec)
+        shape = tuple(int(d) for d in info.signature.inputs.inputs[0].shape[1:])
+        net = mlflow.pytorch.load_model(spec)
+        names = json.loads(run.tags.get("ssgan.class_names", "null") or "null")
+
+        def probabilities(images: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch.softmax(net(torch.from_numpy(images)), dim=1).numpy()
+
+        probs_k = None if names else probabilities(np.zeros((1, *shape), np.uint8)).shape[1]
+        return LoadedClassifier(probabilities, shape, names or [str(i) for i in range(probs_k)])
+    from ssgan.checkpoint import load_model
+    from ssgan.tracking import Classifier
+
+    model = _load_file(spec)
+    net = Classifier(model.discriminator).eval()
+    c, h, w = model.meta.image_shape
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(net(torch.from_numpy(images)), dim=1).numpy()
+
+    return LoadedClassifier(probabilities, (h, w, c), list(model.meta.class_names))
+
+
+def load_generator(spec: str) -> LoadedGenerator:
+    if spec.startswith(MLFLOW_SCHEMES):
+        import mlflow.pytorch
+
+        info, run = _mlflow_info(spec)
+        width = int(info.signature.inputs.inputs[0].shape[-1])
+        latent = 100 if run.params.get("model.arch") == "seed_mlp" else int(run.params["model.latent_dim"])
+        classes = width - latent
+        net = mlflow.pytorch.load_model(spec)
+
+        def sample(n: int, label: int | None, seed: int) -> np.ndarray:
+            from ssgan.images import to_uint8
+
+            rng = torch.Generator().manual_seed(seed)
+            z = torch.rand(n, latent, generator=rng)
+            if classes:
+                y = torch.full((n,), label) if label is not None else torch.arange(n) % classes
+                z = torch.cat([z, torch.eye(classes)[y]], dim=1)
+            with torch.no_grad():
+                return to_uint8(net(z).numpy())
+
+        return LoadedGenerator(sample, classes)
+    from ssgan.models import generate_images
+
+    g = _load_file(spec).generator
+
+    def sample(n: int, label: int | None, seed: int) -> np.ndarray:
+        if label is None:
+            return generate_images(g, n, seed)
+        from ssgan.images import to_uint8
+
+        z = g.sample_latent(n, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return to_uint8(g.eval()(z, torch.full((n,), label)).numpy())
+
+    return LoadedGenerator(sample, g.num_classes)
+
+
+def _load_file(spec: str):
+    from ssgan.checkpoint import load_model
+
+    if not Path(spec).exists():
+        raise DataSourceError(f"{spec}: not found; give a model file (models/model.pt) or an MLflow model URI "
+                              f"(models:/ssgan-digits-classifier@champion, runs:/<run id>/classifier)")
+    return load_model(Path(spec))
+
+
+def read_images(inputs: list[str], shape: tuple[int, int, int]) -> tuple[list[str], np.ndarray]:
+    """(names, uint8 images at `shape`) from image files, folders and Parquet files (a prepared split, or
+    a column `image` of encoded bytes), converted by `prepare`'s own decoder."""
+    from ssgan.data.transform import decode, fit_array
+
+    names, images = [], []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise DataSourceError(f"{item}: not found; give image files, a folder of images or a Parquet file")
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                raise DataSourceError(f"{item}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+        elif path.suffix == ".parquet":
+            batch = _parquet_images(path, shape)
+            names += [f"{path}#{i}" for i in range(len(batch))]
+            images.append(fit_array(batch, shape, True, str(path)))
+            continue
+        else:
+            files = [path]
+        names += [str(f) for f in files]
+        images.append(np.stack([decode(f.read_bytes(), shape, True, str(f)) for f in files]))
+    return names, np.concatenate(images)
+
+
+def _parquet_images(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    from ssgan.data.parquet import PreparedDataError, read_split
+    from ssgan.data.transform import decode
+
+    try:
+        return read_split(path).images
+    except (PreparedDataError, KeyError, ValueError):
+        pass
+    table = pq.read_table(path)
+    if "image" not in table.column_names:
+        raise DataSourceError(f"{path}: neither a prepared split nor a Parquet file with an `image` column of encoded images")
+    return np.stack([decode(b, shape, True, f"{path}#{i}") for i, b in enumerate(table.column("image").to_pylist())])
