@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import evaluate, fid, predict, prepare, promote, reference, sample, train, tune
+from pipelines import add_labels, curve, evaluate, fid, predict, prepare, promote, reference, sample, suggest, train, tune
 from ssgan.checkpoint import ModelFileError
 from ssgan.config import ConfigError
 from ssgan.data.catalog import DataSourceError
@@ -28,6 +28,10 @@ STAGES = {
     "promote": (promote, "registry: alias champion (or challenger) for the run that wrote models/model.pt, by val error"),
     "predict": (predict, "classify images (files, a folder or a Parquet file) with a registered or local model"),
     "sample": (sample, "draw images from a generator (registered or models/model.pt) into a grid PNG or Parquet"),
+    "curve": (curve, "test error against labels per class, SSGAN and supervised over seeds, each run on Ray "
+                     "-> plots/label_curve.csv/.png (params: data, model, train, curve)"),
+    "suggest": (suggest, "rank the unlabeled images to label next (entropy, margin or D's fake probability)"),
+    "add-labels": (add_labels, "add an annotator's row_id,label CSV to data.extra_labels for the next dvc repro"),
     "fid": (fid, "Fréchet distance between two image sets (Parquet split, image folder, model file or MLflow URI)"),
     "tune": (tune, "hyperparameter sweep on Ray Tune, each trial a Ray Train run -> tune/best.yaml, tune/trials.csv "
                    "and nested MLflow runs (params: data, model, train, tune)"),

@@ -45,6 +45,8 @@ class DataConfig:
     label_column: str = "label"  # parquet; rows whose label is null are unlabeled
     svhn_extra: bool = False  # svhn: add the 531k `extra` images to the train pool
     cache_dir: str = "data/cache"  # downloads (pipelines may override it from the environment)
+    # A `row_id,label` CSV (ssgan add-labels writes it): those unlabeled rows move to labeled.
+    extra_labels: str | None = None
 
     def validate(self, s: str) -> None:
         _require(self.n_labeled_per_class >= 1, f"{s}.n_labeled_per_class", "an integer >= 1", self.n_labeled_per_class)
@@ -169,8 +171,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
-# Sections params.yaml may hold: the Config's, and the sweep's (read by `ssgan tune` alone).
-PARAMS_SECTIONS = (*SECTIONS, "tune")
+# Sections params.yaml may hold: the Config's, the sweep's and the label curve's (read by their commands alone).
+PARAMS_SECTIONS = (*SECTIONS, "tune", "curve")
 
 
 def _coerce(key: str, hint: Any, value: Any) -> Any:

@@ -110,3 +110,27 @@ def sweep_figure(rows: Sequence[dict], space: Sequence, column: str):
         ax.set(xlabel=param.key, ylabel=column)
     axes[0].legend(loc="best", fontsize="small")
     return fig
+
+
+def label_curve_png(stats: Sequence[dict]) -> bytes:
+    return _png(label_curve_figure(stats))
+
+
+def label_curve_figure(stats: Sequence[dict]):
+    """Test error (mean ± std over seeds) against labels per class, log x, one line per mode; `stats` as
+    ssgan.curve.summary gives them."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for mode, colour in (("ssgan", "tab:blue"), ("supervised", "tab:orange")):
+        points = [s for s in stats if s["mode"] == mode]
+        if points:
+            x = [s["labels_per_class"] for s in points]
+            mean, std = np.array([s["mean"] for s in points]), np.array([s["std"] for s in points])
+            ax.plot(x, mean, marker="o", color=colour, label=f"{mode} (n={points[0]['n']} seeds)")
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set(xlabel="labels per class", ylabel=M.TEST_ERROR, title="test error against labels (mean ± std over seeds)")
+    ax.legend(loc="upper right")
+    return fig

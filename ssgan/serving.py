@@ -22,9 +22,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 @dataclass
 class LoadedClassifier:
-    probabilities: Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, C) -> (N, K)
+    logits: Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, C) -> (N, K) class logits of D
     image_shape: tuple[int, int, int]  # (H, W, C)
     class_names: list[str]
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        out = [torch.softmax(torch.from_numpy(self.logits(images[s:s + batch_size])), dim=1).numpy()
+               for s in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.empty((0, len(self.class_names)))
 
 
 @dataclass
@@ -52,12 +57,12 @@ def load_classifier(spec: str) -> LoadedClassifier:
         net = mlflow.pytorch.load_model(spec)
         names = json.loads(run.tags.get("ssgan.class_names", "null") or "null")
 
-        def probabilities(images: np.ndarray) -> np.ndarray:
+        def logits(images: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return torch.softmax(net(torch.from_numpy(images)), dim=1).numpy()
+                return net(torch.from_numpy(images)).numpy()
 
-        probs_k = None if names else probabilities(np.zeros((1, *shape), np.uint8)).shape[1]
-        return LoadedClassifier(probabilities, shape, names or [str(i) for i in range(probs_k)])
+        k = None if names else logits(np.zeros((1, *shape), np.uint8)).shape[1]
+        return LoadedClassifier(logits, shape, names or [str(i) for i in range(k)])
     from ssgan.checkpoint import load_model
     from ssgan.tracking import Classifier
 
@@ -65,11 +70,11 @@ def load_classifier(spec: str) -> LoadedClassifier:
     net = Classifier(model.discriminator).eval()
     c, h, w = model.meta.image_shape
 
-    def probabilities(images: np.ndarray) -> np.ndarray:
+    def logits(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(net(torch.from_numpy(images)), dim=1).numpy()
+            return net(torch.from_numpy(images)).numpy()
 
-    return LoadedClassifier(probabilities, (h, w, c), list(model.meta.class_names))
+    return LoadedClassifier(logits, (h, w, c), list(model.meta.class_names))
 
 
 def load_generator(spec: str) -> LoadedGenerator:

@@ -61,6 +61,7 @@ class TrialSpec:
     epochs: int
     workers: int
     use_gpu: bool
+    evaluate_test: bool = False  # a label curve scores each trial's val-selected model on its test split
 
 
 def trial_train_config(spec: TrialSpec, overrides: Mapping[str, Any]) -> Config:
@@ -74,8 +75,16 @@ def trial_params(spec: TrialSpec, overrides: Mapping[str, Any]) -> dict[str, Any
 
 
 def overrides_of(keys: tuple[str, ...], config: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's searched values: drawn up front (random) or by Tune's searcher (optuna)."""
-    return dict(config["overrides"]) if "overrides" in config else {k: config[k] for k in keys}
+    """A trial's searched values: drawn up front (random search, label curves) or by Tune's searcher (optuna)."""
+    return dict(config["trial"]["overrides"]) if "trial" in config else {k: config[k] for k in keys}
+
+
+def planned(trials: list[dict[str, Any]], data_dirs: list[str | None] | None = None) -> dict[str, Any]:
+    """Tune's param space for trials fixed up front, each with its overrides and (a curve) its own data."""
+    from ray import tune
+
+    data_dirs = data_dirs or [None] * len(trials)
+    return {"trial": tune.grid_search([{"overrides": o, "data_dir": d} for o, d in zip(trials, data_dirs)])}
 
 
 def run_trial(config: dict[str, Any], spec: TrialSpec, keys: tuple[str, ...]) -> None:
@@ -85,9 +94,24 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, keys: tuple[str, ...]) ->
 
     trial_id = tune.get_context().get_trial_id()
     cfg = trial_train_config(spec, overrides_of(keys, config))
+    data_dir = (config.get("trial") or {}).get("data_dir") or spec.data_dir
     # Named by sweep and trial, so a trial restarted by `--resume` continues from its own checkpoint.
-    fit(TrainJob(cfg, spec.data_dir, run_key=trial_id), spec.cluster, name=f"{spec.sweep}-{trial_id}",
-        callbacks=[TuneReportCallback()])
+    state = fit(TrainJob(cfg, data_dir, run_key=trial_id), spec.cluster, name=f"{spec.sweep}-{trial_id}",
+                callbacks=[TuneReportCallback()])
+    if spec.evaluate_test:
+        tune.report(selected_model_scores(state, data_dir))
+
+
+def selected_model_scores(state: dict[str, Any], data_dir: str) -> dict[str, float]:
+    """The val-selected model's val error and, scored once, its test error (reported, never selected on)."""
+    from ssgan.checkpoint import model_from_payload
+    from ssgan.data.parquet import read_split
+
+    model = model_from_payload(state["best"])
+    test = read_split(Path(data_dir) / "test.parquet")
+    accuracy = M.accuracy(M.predict(model.discriminator, test.images), test.labels)
+    return {M.VAL_ERROR: 1.0 - float(state["best"]["val_accuracy"]), M.TEST_ERROR: 1.0 - accuracy,
+            M.BEST_EPOCH: float(state["best"]["epoch"])}
 
 
 def sweep_key(params: Mapping[str, Any], tc: TuneConfig, data_dir: Path) -> str:
@@ -110,7 +134,7 @@ def _search(tc: TuneConfig, trials: list[dict[str, Any]] | None):
     from ray import tune
 
     if tc.search == "random":
-        return {"overrides": tune.grid_search(trials)}, None, 1
+        return planned(trials), None, 1
     try:
         import optuna  # noqa: F401  (first: Ray's wrapper imports even without it, then fails at use)
     except ImportError:
@@ -143,6 +167,19 @@ def sweep(params: Mapping[str, Any], data_dir: Path, outputs: SweepOutputs, trac
     keys = tuple(p.key for p in tc.space)
     param_space, search_alg, num_samples = _search(tc, trials)  # fails on a missing optuna before Ray starts
 
+    expected = len(trials) if trials is not None else num_samples
+    parent = run_tuner(tc, spec, keys, param_space, search_alg, num_samples, storage, tracking_uri, artifact_root,
+                       resume, functools.partial(_open_parent, tracking_uri, artifact_root, base, tc, name, data_dir),
+                       f"{expected} trial(s), {epochs} epochs max, {tc.scheduler}, {tc.search} search", "ssgan tune")
+    return _finish(params, tc, parent, name, outputs, storage, expected=expected)
+
+
+def run_tuner(tc: TuneConfig, spec: TrialSpec, keys: tuple[str, ...], param_space: dict[str, Any], search_alg: Any,
+              num_samples: int, storage: str, tracking_uri: str, artifact_root: Path | None, resume: bool,
+              open_parent, what: str, command: str) -> tracking.RunRef:
+    """Run (or restore) the Tuner of trials `spec`, the parent MLflow run opened or continued; returns the parent.
+    The one path by which sweeps and label curves launch their trainings."""
+    name, cluster = spec.sweep, spec.cluster
     for key, value in TUNE_ENV.items():
         os.environ.setdefault(key, value)
     from ray import tune
@@ -150,7 +187,7 @@ def sweep(params: Mapping[str, Any], data_dir: Path, outputs: SweepOutputs, trac
     path = f"{storage}/{name}"
     restorable = tune.Tuner.can_restore(path)
     if resume and not restorable:
-        raise SweepError(f"--resume: no interrupted sweep {name!r} in {storage}; run `ssgan tune` without --resume")
+        raise SweepError(f"--resume: no interrupted run {name!r} in {storage}; run `{command}` without --resume")
     connect(cluster, extra_cpus=1)
     check_resources(tc.workers_per_trial, tc.use_gpu)
     parent = tracking.find_run(tracking_uri, SWEEP_TAG, name)
@@ -160,32 +197,33 @@ def sweep(params: Mapping[str, Any], data_dir: Path, outputs: SweepOutputs, trac
         if parent is not None and tracking.run_status(parent) == "RUNNING":
             tracking.end_run(parent, "KILLED")  # an earlier attempt that is being replaced
         if restorable:
-            print(f"[ssgan] starting sweep {name} afresh; `ssgan tune --resume` would have continued the interrupted one",
+            print(f"[ssgan] starting {name} afresh; `{command} --resume` would have continued the interrupted one",
                   flush=True)
         _remove_sweep_dirs(storage, name)
-        parent = _open_parent(tracking_uri, artifact_root, base, tc, name, data_dir)
+        parent = open_parent()
     trainable = tune.with_resources(tune.with_parameters(run_trial, spec=spec, keys=keys),
                                     {"cpu": TRIAL_CPU, "gpu": 0})
     if resume:
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        log = TrialLog(parent, name, epochs, tc.scheduler, artifact_root, functools.partial(trial_params, spec), tc.metric)
+        log = TrialLog(parent, name, spec.epochs, tc.scheduler, artifact_root, functools.partial(trial_params, spec),
+                       tc.metric)
         concurrency = tc.max_concurrent_trials or _default_concurrency(tc)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=tc.metric, mode="min" if tc.metric == M.VAL_ERROR else "max",
-                                        scheduler=_scheduler(tc, epochs), search_alg=search_alg,
+                                        scheduler=_scheduler(tc, spec.epochs), search_alg=search_alg,
                                         num_samples=num_samples, max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0,
                                       callbacks=[tune_callback(log, functools.partial(overrides_of, keys))]))
-    print(f"[ssgan] sweep {name}: {len(trials) if trials is not None else num_samples} trial(s), "
-          f"{epochs} epochs max, {tc.scheduler}, {tc.search} search; MLflow parent run {parent.run_id}", flush=True)
+    print(f"[ssgan] {name}: {what}; MLflow parent run {parent.run_id}", flush=True)
     try:
         tuner.fit()
     except BaseException:
         tracking.end_run(parent, "KILLED")
         raise
-    return _finish(params, tc, parent, name, outputs, storage, expected=len(trials) if trials is not None else num_samples)
+    return parent
+
 
 
 def _default_concurrency(tc: TuneConfig) -> int:

@@ -58,6 +58,12 @@ class TrialLog:
         return ref
 
     def result(self, trial_id: str, overrides: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        if M.TEST_ERROR in result and "epoch" not in result:
+            # A label curve's last report: the val-selected model's scores, at its epoch.
+            ref = self.run(trial_id, overrides)
+            tracking.log_metrics(ref, {M.TEST_ERROR: result[M.TEST_ERROR]}, step=int(result.get(M.BEST_EPOCH, 0)))
+            tracking.set_tag(ref, "ssgan.selected_val_error", f"{result[M.VAL_ERROR]:.6f}")
+            return
         if "epoch" not in result:
             return
         ref, epoch = self.run(trial_id, overrides), int(result["epoch"])

@@ -1,11 +1,13 @@
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import TINY_PARAMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import active  # noqa: E402
 import ssl_gain  # noqa: E402
 import step_speed  # noqa: E402
 
@@ -56,3 +58,17 @@ def test_step_speed_refuses_a_cuda_graph_on_the_cpu(tmp_path):
 
     with pytest.raises(SystemExit, match="--variant graph needs --device cuda"):
         step_speed.main(["--variant", "graph"])
+
+
+def test_active_compares_each_rule_with_random_seed_by_seed(tmp_path, capfd):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    active.main(["--params", str(params), "--seeds", "2", "--epochs", "1", "--steps", "2", "--jobs", "1"])
+    out = capfd.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in out.splitlines() if line.startswith("| ")}
+    assert set(rows) == {"rule", "start", "random", "entropy", "margin", "fake"}
+    for rule in ("entropy", "margin", "fake"):
+        per_seed = [float(e) for e in rows[rule][1].split(",")]
+        random = [float(e) for e in rows["random"][1].split(",")]
+        diffs = [float(d) for d in rows[rule][2].split("(")[1].rstrip(") ").split(",")]
+        assert diffs == pytest.approx([a - b for a, b in zip(per_seed, random)], abs=1e-4)

@@ -40,7 +40,8 @@ def _closure(start: str) -> set[Path]:
 
 
 @pytest.mark.parametrize("pipeline, stage", [("dvc.yaml", "prepare"), ("dvc.yaml", "train"), ("dvc.yaml", "evaluate"),
-                                             ("dvc.yaml", "reference"), ("dvc.yaml", "promote"), ("tune/dvc.yaml", "tune")])
+                                             ("dvc.yaml", "reference"), ("dvc.yaml", "promote"), ("tune/dvc.yaml", "tune"),
+                                             ("curve/dvc.yaml", "curve")])
 def test_stage_declares_the_code_it_runs(pipeline, stage):
     deps = yaml.safe_load((ROOT / pipeline).read_text())["stages"][stage]["deps"]  # paths from the project root
     declared = [ROOT / d for d in deps]

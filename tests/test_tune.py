@@ -154,7 +154,7 @@ def test_killed_sweep_resumes_without_rerunning_or_duplicating(prepared_dir, tmp
 
 @pytest.mark.parametrize("args, tune, message", [
     ((), {}, "ssgan tune: error: tune.space: empty; add a searched key"),
-    (("--resume",), {"space": {"train.lr": {"grid": [0.01]}}}, "ssgan tune: error: --resume: no interrupted sweep 'sweep-"),
+    (("--resume",), {"space": {"train.lr": {"grid": [0.01]}}}, "ssgan tune: error: --resume: no interrupted run 'sweep-"),
     ((), {"space": {"train.ema_decay": {"uniform": [0.5, 1.5]}}}, "ssgan tune: error: tune.space.train.ema_decay: uniform value 1.5"),
 ])
 def test_bad_sweep_is_one_line_and_nothing_written(prepared_dir, tmp_path, args, tune, message):

@@ -15,7 +15,7 @@ from ssgan.data import sources
 from ssgan.data.catalog import Catalog, DataSourceError
 from ssgan.data.parquet import SPLITS, SplitWriter
 from ssgan.data.shuffle import ShufflingWriter
-from ssgan.data.splits import Splits, make_splits
+from ssgan.data.splits import Splits, add_labeled, make_splits, read_extra_labels
 from ssgan.fileio import json_bytes, staging
 from ssgan.images import grid_png
 
@@ -31,7 +31,14 @@ def split_catalog(cat: Catalog, cfg: DataConfig) -> Splits:
 def prepare(cfg: DataConfig, out_dir: Path) -> dict:
     """Write the four Parquet splits, summary.json and preview.png for `cfg` into `out_dir`."""
     cat = sources.load(cfg)
-    splits = split_catalog(cat, cfg).as_dict()
+    splits = split_catalog(cat, cfg)
+    labels = cat.labels
+    if cfg.extra_labels is not None:  # an annotator's labels: those unlabeled rows join the labeled split
+        rows, given = read_extra_labels(cfg.extra_labels, cat.num_classes)
+        splits = add_labeled(splits, rows)
+        labels = cat.labels.copy()
+        labels[rows] = given
+    splits = splits.as_dict()
     which = np.full(len(cat.labels), -1, np.int8)  # row -> split number
     for s, name in enumerate(SPLITS):
         which[splits[name]] = s
@@ -44,19 +51,19 @@ def prepare(cfg: DataConfig, out_dir: Path) -> dict:
         u = SPLITS.index("unlabeled")
         writers[u] = ShufflingWriter(writers[u], splits["unlabeled"], cfg.seed, tmp / ".shuffle",
                                      int(np.prod(cat.image_shape)))
-        preview = _stream(cat, which, writers)
+        preview = _stream(cat, labels, which, writers)
         for w in writers:
             w.close()
-        summary = _summary(cat, splits)
+        summary = _summary(cat, labels, splits)
         (tmp / "summary.json").write_bytes(json_bytes(summary))
         (tmp / "preview.png").write_bytes(grid_png(preview, rows=cat.num_classes, scale=4))
     return summary
 
 
-def _stream(cat: Catalog, which: np.ndarray, writers: list[SplitWriter]) -> np.ndarray:
-    """Route each decoded chunk's rows to their split's writer; returns the preview images."""
+def _stream(cat: Catalog, labels: np.ndarray, which: np.ndarray, writers: list[SplitWriter]) -> np.ndarray:
+    """Route each decoded chunk's rows (with `labels`) to their split's writer; returns the preview images."""
     labeled = SPLITS.index("labeled")
-    preview_rows = _preview_rows(cat.labels, np.flatnonzero(which == labeled))
+    preview_rows = _preview_rows(labels, np.flatnonzero(which == labeled))
     preview = np.zeros((len(preview_rows), *cat.image_shape), np.uint8)
     start = 0
     for images in cat.chunks():
@@ -68,7 +75,7 @@ def _stream(cat: Catalog, which: np.ndarray, writers: list[SplitWriter]) -> np.n
         for s, writer in enumerate(writers):
             mine = which[rows] == s
             if mine.any():
-                writer.append(images[mine], cat.labels[rows[mine]], rows[mine])
+                writer.append(images[mine], labels[rows[mine]], rows[mine])
         hit = np.isin(preview_rows, rows)
         preview[hit] = images[preview_rows[hit] - start]
         start += len(images)
@@ -84,11 +91,11 @@ def _preview_rows(labels: np.ndarray, labeled: np.ndarray) -> np.ndarray:
     return ordered[rank < PREVIEW_PER_CLASS]
 
 
-def _summary(cat: Catalog, splits: dict[str, np.ndarray]) -> dict:
+def _summary(cat: Catalog, labels: np.ndarray, splits: dict[str, np.ndarray]) -> dict:
     summary = {"source": cat.name, "image_shape": list(cat.image_shape), "checksums": dict(cat.checksums), "splits": {}}
     for name in SPLITS:
         idx = splits[name]
-        known = cat.labels[idx][cat.labels[idx] >= 0]
+        known = labels[idx][labels[idx] >= 0]
         counts = np.bincount(known, minlength=cat.num_classes)
         entry = {"total": int(len(idx)), "per_class": {c: int(n) for c, n in zip(cat.class_names, counts)}}
         if len(known) < len(idx):

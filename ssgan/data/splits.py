@@ -98,3 +98,47 @@ def _short_class_message(k: int, labels: np.ndarray, test: np.ndarray, val: np.n
     if holdout:
         shares += f" + its test share ({int(np.sum(labels[test] == k))})"
     return f"data.{key}: {where} has only {sizes[k]} examples, fewer than {shares}; use fewer labels or add examples"
+
+
+def read_extra_labels(path: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, labels) of a user's `row_id,label` CSV (ssgan add-labels writes it); one-line errors."""
+    import csv
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        raise SplitError(f"data.extra_labels: {path} not found; create it with `ssgan add-labels LABELS.csv` or set null")
+    rows, labels = [], []
+    with open(file, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"row_id", "label"} <= set(reader.fieldnames):
+            raise SplitError(f"data.extra_labels: {path} needs the columns row_id,label")
+        for line, record in enumerate(reader, start=2):
+            try:
+                rows.append(int(record["row_id"]))
+                labels.append(int(record["label"]))
+            except (TypeError, ValueError):
+                raise SplitError(f"data.extra_labels: {path} line {line}: row_id and label must be integers") from None
+    rows_arr, labels_arr = np.asarray(rows, np.int64), np.asarray(labels, np.int64)
+    bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= num_classes))
+    if len(bad):
+        raise SplitError(f"data.extra_labels: {path}: row {rows_arr[bad[0]]} has label {labels_arr[bad[0]]}, "
+                         f"outside 0..{num_classes - 1}")
+    ids, counts = np.unique(rows_arr, return_counts=True)
+    if (counts > 1).any():
+        raise SplitError(f"data.extra_labels: {path}: row {ids[counts > 1][0]} is labeled twice")
+    return rows_arr, labels_arr
+
+
+def add_labeled(splits: Splits, rows: np.ndarray) -> Splits:
+    """Move `rows` (source row ids) from unlabeled to labeled; each must be in the unlabeled split."""
+    if len(rows) == 0:
+        return splits
+    missing = rows[~np.isin(rows, splits.unlabeled)]
+    if len(missing):
+        row = int(missing[0])
+        where = next((name for name, idx in splits.as_dict().items() if row in idx), "no split (not a row of the source)")
+        raise SplitError(f"data.extra_labels: row {row} is not in the unlabeled split (it is in {where}); "
+                         f"label only rows of unlabeled.parquet's `index` column")
+    return Splits(labeled=np.union1d(splits.labeled, rows), unlabeled=np.setdiff1d(splits.unlabeled, rows),
+                  val=splits.val, test=splits.test)
