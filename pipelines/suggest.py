@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="models/model.pt",
                         help="models:/ssgan-digits-classifier@champion, runs:/<id>/classifier or a model file (default: %(default)s)")
     parser.add_argument("--n", type=int, default=100, help="images to suggest (default: %(default)s)")
-    parser.add_argument("--score", choices=SCORES, default="entropy", help="ranking (default: %(default)s)")
+    # margin: the only rule that beat random labels in benchmarks/active.py (docs/active.md)
+    parser.add_argument("--score", choices=SCORES, default="margin", help="ranking (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared splits (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("suggest"), help="output folder (default: %(default)s)")
 

@@ -40,10 +40,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     checkout, a teammate) they would pick the wrong one or raise "Found multiple active Ray
     instances". So every Ray process we start is told the exact address through its runtime env.
     """
-    if "ray" not in sys.modules:
-        # Ray caches this at import. "token" is 2.60's default for a new local instance; setting it
-        # explicitly keeps auth on and drops the warning that it was turned on.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    before_ray_import()
     import ray
 
     if ray.is_initialized():
@@ -65,6 +62,14 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
                  runtime_env={"env_vars": {"RAY_ADDRESS": f"127.0.0.1:{port}"}})
     finally:
         os.environ.pop("RAY_GCS_SERVER_PORT", None)
+
+
+def before_ray_import() -> None:
+    """Call before the first `import ray` of a process (the Tune driver imports it before connecting)."""
+    if "ray" not in sys.modules:
+        # Ray caches this at import. "token" is 2.60's default for a new local instance; setting it
+        # explicitly keeps auth on and drops the warning that it was turned on.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def _free_port() -> int:

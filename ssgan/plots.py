@@ -131,6 +131,11 @@ def label_curve_figure(stats: Sequence[dict]):
             ax.plot(x, mean, marker="o", color=colour, label=f"{mode} (n={points[0]['n']} seeds)")
             ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2)
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ticks = sorted({s["labels_per_class"] for s in stats})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="labels per class", ylabel=M.TEST_ERROR, title="test error against labels (mean ± std over seeds)")
     ax.legend(loc="upper right")
     return fig

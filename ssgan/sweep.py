@@ -24,7 +24,8 @@ import yaml
 from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.config import Cluster, Config, ConfigError, flatten, to_dict
-from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
+from ssgan.distributed import (before_ray_import, check_local_cpus, check_resources, check_storage, connect, fit,
+                               storage_uri)
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.data.parquet import check_prepared
 from ssgan.plots import sweep_png
@@ -81,6 +82,7 @@ def overrides_of(keys: tuple[str, ...], config: Mapping[str, Any]) -> dict[str, 
 
 def planned(trials: list[dict[str, Any]], data_dirs: list[str | None] | None = None) -> dict[str, Any]:
     """Tune's param space for trials fixed up front, each with its overrides and (a curve) its own data."""
+    before_ray_import()
     from ray import tune
 
     data_dirs = data_dirs or [None] * len(trials)
@@ -120,6 +122,7 @@ def sweep_key(params: Mapping[str, Any], tc: TuneConfig, data_dir: Path) -> str:
 
 
 def _scheduler(tc: TuneConfig, epochs: int):
+    before_ray_import()
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if tc.scheduler == "fifo":
@@ -131,7 +134,6 @@ def _scheduler(tc: TuneConfig, epochs: int):
 
 def _search(tc: TuneConfig, trials: list[dict[str, Any]] | None):
     """(param_space, search_alg, num_samples) for Tune."""
-    from ray import tune
 
     if tc.search == "random":
         return planned(trials), None, 1
@@ -139,6 +141,7 @@ def _search(tc: TuneConfig, trials: list[dict[str, Any]] | None):
         import optuna  # noqa: F401  (first: Ray's wrapper imports even without it, then fails at use)
     except ImportError:
         raise ConfigError("tune.search: optuna is not installed; `pip install -e '.[optuna]'` or set tune.search: random") from None
+    before_ray_import()
     from ray.tune.search.optuna import OptunaSearch
 
     mode = "min" if tc.metric == M.VAL_ERROR else "max"
@@ -182,6 +185,7 @@ def run_tuner(tc: TuneConfig, spec: TrialSpec, keys: tuple[str, ...], param_spac
     name, cluster = spec.sweep, spec.cluster
     for key, value in TUNE_ENV.items():
         os.environ.setdefault(key, value)
+    before_ray_import()
     from ray import tune
 
     path = f"{storage}/{name}"
