@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> None:
 
         def features(images):
             return inception_features(inception, images, args.batch_size, args.device)
-    if any(s.startswith(("runs:/", "models:/")) for s in (args.a, args.b)):
-        import mlflow
-
-        mlflow.set_tracking_uri(P.tracking_uri(P.project_root()))
+    P.use_project_store(args.a, args.b)
     sets = [load_image_set(s, args.n, target, args.seed) for s in (args.a, args.b)]
     for source, images in zip((args.a, args.b), sets):
         if args.metric == "classifier" and tuple(images.shape[1:]) != target:

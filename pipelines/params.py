@@ -78,3 +78,11 @@ def git_lineage(root: Path) -> dict[str, str]:
         return {"ssgan.git_commit": "none (not a git checkout)"}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"ssgan.git_commit": commit, "ssgan.git_dirty": "true" if dirty else "false"}
+
+
+def use_project_store(*models: str) -> None:
+    """MLflow model URIs (runs:/, models:/) resolve against this project's store (or MLFLOW_TRACKING_URI)."""
+    if any(m.startswith(("runs:/", "models:/")) for m in models):
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri(project_root()))

@@ -20,10 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from ssgan.serving import load_classifier, read_images
 
-    if args.model.startswith(("runs:/", "models:/")):
-        import mlflow
-
-        mlflow.set_tracking_uri(P.tracking_uri(P.project_root()))
+    P.use_project_store(args.model)
     model = load_classifier(args.model)
     names, images = read_images(args.images, model.image_shape)
     probs = model.probabilities(images)

@@ -27,10 +27,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1 image")
-    if args.model.startswith(("runs:/", "models:/")):
-        import mlflow
-
-        mlflow.set_tracking_uri(P.tracking_uri(P.project_root()))
+    P.use_project_store(args.model)
     g = load_generator(args.model)
     if args.label is not None and not g.num_classes:
         raise DataSourceError(f"--class {args.label}: {args.model} is an unconditional generator; leave --class out "

@@ -39,10 +39,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1")
-    if args.model.startswith(("runs:/", "models:/")):
-        import mlflow
-
-        mlflow.set_tracking_uri(P.tracking_uri(P.project_root()))
+    P.use_project_store(args.model)
     model = load_classifier(args.model)
     images, row_ids = unlabeled_rows(args.data)
     if tuple(images.shape[1:]) != model.image_shape:
