@@ -48,6 +48,8 @@ def repro_project(tmp_path_factory):
     for name in ("ssgan", "pipelines"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", project)
+    (project / "data").mkdir()
+    shutil.copy(ROOT / "data" / "extra_labels.csv", project / "data")  # a dependency of prepare (empty)
     # dvc.yaml lists single quality.* keys (so an evaluate-only one does not retrain): they must be present.
     quality = yaml.safe_load((ROOT / "params.yaml").read_text())["quality"]
     (project / "params.yaml").write_text(yaml.safe_dump({**TINY_PARAMS, "quality": quality}))

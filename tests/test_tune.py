@@ -96,7 +96,10 @@ def test_sweep_nests_trials_stops_a_poor_one_and_writes_the_outputs(prepared_dir
     proc = _tune(project)
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out
-    assert "Traceback" not in out
+    # Under load, Ray's Train controller of the trial ASHA stops can log a traceback from its own
+    # backend shutdown (ray/train/torch/config.py on_shutdown): Ray's, in its actor's log lines.
+    # The driver itself must print none.
+    assert not [line for line in out.splitlines() if "Traceback" in line and "(TrainController" not in line], out
     rows = (project / "tune" / "trials.csv").read_text().splitlines()
     assert rows[0] == "trial_id,train.lr,best_val_error,last_val_error,epochs,status,wall_s,mlflow_run_id"
     assert [r.split(",")[1] for r in rows[1:]] == ["0.03", "1e-09"]
