@@ -77,20 +77,12 @@ def check_new_labels(data_dir: Path, existing: Path | None, rows: np.ndarray, la
 
 
 def read_labels_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not Path(path).exists():
-        raise DataSourceError(f"{path}: not found; give a CSV with the columns row_id,label")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"row_id", "label"} <= set(reader.fieldnames):
-            raise DataSourceError(f"{path}: needs the columns row_id,label")
-        try:
-            pairs = [(int(r["row_id"]), int(r["label"])) for r in reader]
-        except (TypeError, ValueError):
-            raise DataSourceError(f"{path}: row_id and label must be integers") from None
-    if not pairs:
+    from ssgan.data.splits import parse_labels_csv
+
+    rows, labels = parse_labels_csv(str(path), "add-labels")
+    if not len(rows):
         raise DataSourceError(f"{path}: no rows")
-    rows, labels = zip(*pairs)
-    return np.asarray(rows, np.int64), np.asarray(labels, np.int64)
+    return rows, labels
 
 
 def merged_labels_csv(existing: Path | None, rows: np.ndarray, labels: np.ndarray) -> bytes:

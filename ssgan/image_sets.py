@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ssgan.data.catalog import DataSourceError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MLFLOW_SCHEMES = ("runs:/", "models:/")
+from ssgan.serving import MLFLOW_SCHEMES, read_images
 
 
 def is_model(source: str) -> bool:
@@ -47,14 +45,7 @@ def load_image_set(source: str, n: int | None, target: tuple[int, int, int] | No
         if target is None:
             raise DataSourceError(f"{source}: a folder of images needs a size: compare it with a split or a model, "
                                   f"or use --metric classifier")
-        from ssgan.data.transform import decode
-
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise DataSourceError(f"{source}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-        if n is not None and len(files) > n:
-            files = [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), n, replace=False))]
-        return np.stack([decode(f.read_bytes(), target, True, str(f)) for f in files])
+        return _subset(read_images([source], target)[1], n, seed)
     if path.suffix == ".parquet":
         from ssgan.data.parquet import read_split
 

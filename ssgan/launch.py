@@ -14,6 +14,7 @@ from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
+from ssgan.data.download import file_digest
 from ssgan.data.parquet import check_prepared, describe
 from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
@@ -61,16 +62,8 @@ def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lin
             "ssgan.class_names": json.dumps(list(model.meta.class_names)), **lineage}
     for key, value in tags.items():
         tracking.set_tag(run, key, value)
-    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", file_md5(data_dir / f"{name}.parquet"), context)
+    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", file_digest(data_dir / f"{name}.parquet", "md5"), context)
                                 for name, context in SPLIT_CONTEXTS.items()})
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _reference_payload(cfg: Config, path: Path | None) -> dict | None:

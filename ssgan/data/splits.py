@@ -100,26 +100,30 @@ def _short_class_message(k: int, labels: np.ndarray, test: np.ndarray, val: np.n
     return f"data.{key}: {where} has only {sizes[k]} examples, fewer than {shares}; use fewer labels or add examples"
 
 
-def read_extra_labels(path: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row ids, labels) of a user's `row_id,label` CSV (ssgan add-labels writes it); one-line errors."""
+def parse_labels_csv(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, labels) of a `row_id,label` CSV; `what` names it in the one-line errors."""
     import csv
     from pathlib import Path
 
-    file = Path(path)
-    if not file.exists():
-        raise SplitError(f"data.extra_labels: {path} not found; create it with `ssgan add-labels LABELS.csv` or set null")
+    if not Path(path).exists():
+        raise SplitError(f"{what}: {path} not found; give a CSV with the columns row_id,label")
     rows, labels = [], []
-    with open(file, newline="") as f:
+    with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"row_id", "label"} <= set(reader.fieldnames):
-            raise SplitError(f"data.extra_labels: {path} needs the columns row_id,label")
+            raise SplitError(f"{what}: {path} needs the columns row_id,label")
         for line, record in enumerate(reader, start=2):
             try:
                 rows.append(int(record["row_id"]))
                 labels.append(int(record["label"]))
             except (TypeError, ValueError):
-                raise SplitError(f"data.extra_labels: {path} line {line}: row_id and label must be integers") from None
-    rows_arr, labels_arr = np.asarray(rows, np.int64), np.asarray(labels, np.int64)
+                raise SplitError(f"{what}: {path} line {line}: row_id and label must be integers") from None
+    return np.asarray(rows, np.int64), np.asarray(labels, np.int64)
+
+
+def read_extra_labels(path: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, labels) of data.extra_labels (ssgan add-labels writes it); one-line errors."""
+    rows_arr, labels_arr = parse_labels_csv(path, "data.extra_labels")
     bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= num_classes))
     if len(bad):
         raise SplitError(f"data.extra_labels: {path}: row {rows_arr[bad[0]]} has label {labels_arr[bad[0]]}, "
