@@ -150,3 +150,14 @@ def test_label_curve_runs_both_modes_on_ray(prepared_dir, tmp_path):
     assert {c.info.run_id: c.data.metrics["test_error"] for c in children} == {r["mlflow_run_id"]: float(r["test_error"]) for r in rows}
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"label_curve.csv", "label_curve.png"}
     assert json.loads(json.dumps(parent.data.params))["curve.seeds"] == "1"
+
+
+def test_suggest_on_a_split_with_no_unlabeled_rows_is_a_clear_error(tmp_path):
+    from ssgan.active import unlabeled_rows
+    from ssgan.data import parquet as P
+    from ssgan.data.catalog import DataSourceError
+
+    empty = np.zeros((0, 8, 8, 1), np.uint8)
+    P.write_splits(tmp_path / "p", {"unlabeled": P.split_table(empty, None, np.arange(0), {"num_classes": 10})}, {})
+    with pytest.raises(DataSourceError, match="unlabeled.parquet: the unlabeled split is empty; there is nothing to suggest"):
+        unlabeled_rows(tmp_path / "p")
