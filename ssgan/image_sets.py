@@ -10,11 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ssgan.data.catalog import DataSourceError
-from ssgan.serving import MLFLOW_SCHEMES, read_images
-
-
-def is_model(source: str) -> bool:
-    return source.startswith(MLFLOW_SCHEMES) or Path(source).suffix == ".pt"
+from ssgan.serving import MLFLOW_SCHEMES, load_generator, read_images
 
 
 def native_shape(source: str) -> tuple[int, int, int] | None:
@@ -35,8 +31,8 @@ def native_shape(source: str) -> tuple[int, int, int] | None:
 def load_image_set(source: str, n: int | None, target: tuple[int, int, int] | None, seed: int = 0) -> np.ndarray:
     """`n` images of `source` (all of a split or folder when None; a model needs n), at `target` (H, W, C)
     for folders. A split or folder larger than `n` gives a seeded random subset."""
-    if source.startswith(MLFLOW_SCHEMES):
-        return _subset(_from_mlflow(source, n or 1000, seed), n, seed)
+    if source.startswith(MLFLOW_SCHEMES) or Path(source).suffix == ".pt":
+        return load_generator(source).sample(n or 1000, None, seed)
     path = Path(source)
     if not path.exists():
         raise DataSourceError(f"{source}: not found; give a Parquet split, a folder of images, a model file (.pt) "
@@ -50,11 +46,6 @@ def load_image_set(source: str, n: int | None, target: tuple[int, int, int] | No
         from ssgan.data.parquet import read_split
 
         return _subset(read_split(path).images, n, seed)
-    if path.suffix == ".pt":
-        from ssgan.checkpoint import load_model
-        from ssgan.models import generate_images
-
-        return generate_images(load_model(path).generator, n or 1000, seed)
     raise DataSourceError(f"{source}: not a Parquet split (.parquet), a folder, a model file (.pt) or an MLflow URI")
 
 
@@ -62,10 +53,3 @@ def _subset(images: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     if n is None or len(images) <= n:
         return images
     return images[np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))]
-
-
-def _from_mlflow(uri: str, n: int, seed: int) -> np.ndarray:
-    """Samples of a logged generator (`runs:/<id>/generator` or a registered one), classes cycling."""
-    from ssgan.serving import load_generator
-
-    return load_generator(uri).sample(n, None, seed)

@@ -183,9 +183,10 @@ def data_dependent_init(model: nn.Module, *inputs: torch.Tensor, scale: float = 
 
 
 @torch.no_grad()
-def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500) -> np.ndarray:
+def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500, label: int | None = None) -> np.ndarray:
     """`n` samples of G in eval mode as uint8 (N, H, W, C), from latents seeded by `seed` (drawn on the
-    CPU, so the same seed gives the same latents on any device); a conditional G cycles the classes."""
+    CPU, so the same seed gives the same latents on any device); a conditional G cycles the classes,
+    or draws only class `label` when given."""
     from ssgan.images import to_uint8
 
     device = next(g.parameters()).device
@@ -197,7 +198,7 @@ def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500) -> n
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             z = g.sample_latent(m, generator=rng).to(device)
-            y = g.sample_classes(m, generator=rng)
+            y = g.sample_classes(m, generator=rng) if label is None else torch.full((m,), label)
             out.append(g(z, None if y is None else y.to(device)).float().cpu().numpy())
     finally:
         g.train(was_training)

@@ -104,13 +104,7 @@ def load_generator(spec: str) -> LoadedGenerator:
     g = _load_file(spec).generator
 
     def sample(n: int, label: int | None, seed: int) -> np.ndarray:
-        if label is None:
-            return generate_images(g, n, seed)
-        from ssgan.images import to_uint8
-
-        z = g.sample_latent(n, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            return to_uint8(g.eval()(z, torch.full((n,), label)).numpy())
+        return generate_images(g, n, seed, label=label)
 
     return LoadedGenerator(sample, g.num_classes)
 
