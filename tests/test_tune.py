@@ -96,10 +96,12 @@ def test_sweep_nests_trials_stops_a_poor_one_and_writes_the_outputs(prepared_dir
     proc = _tune(project)
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out
-    # Under load, Ray's Train controller of the trial ASHA stops can log a traceback from its own
-    # backend shutdown (ray/train/torch/config.py on_shutdown): Ray's, in its actor's log lines.
-    # The driver itself must print none.
-    assert not [line for line in out.splitlines() if "Traceback" in line and "(TrainController" not in line], out
+    # Under load, the Ray actors of the trial ASHA stops can log a traceback while Tune tears them down:
+    # its Train controller from the backend shutdown (ray/train/torch/config.py on_shutdown), its
+    # worker from a report to the controller that is already gone. Those are Ray's, in its actors'
+    # log lines; the driver itself must print none.
+    ray_actors = ("(TrainController", "(RayTrainWorker")
+    assert not [line for line in out.splitlines() if "Traceback" in line and not any(a in line for a in ray_actors)], out
     rows = (project / "tune" / "trials.csv").read_text().splitlines()
     assert rows[0] == "trial_id,train.lr,best_val_error,last_val_error,epochs,status,wall_s,mlflow_run_id"
     assert [r.split(",")[1] for r in rows[1:]] == ["0.03", "1e-09"]
