@@ -103,6 +103,15 @@ class TrainConfig:
     unsupervised_weight: float = 1.0
     # D's weights are averaged with this decay for evaluation and the saved classifier (0: off).
     ema_decay: float = 0.999
+    # The decay warms up as min(ema_decay, (1 + t) / (10 + t)) over the first updates t, so short
+    # runs and early epochs score an average of recent weights, not mostly the initial ones.
+    ema_warmup: bool = True
+    # D's extra unlabeled-data terms (ssgan.unlabeled_terms), in both modes; weight 0 is off.
+    consistency_weight: float = 0.0  # mean squared difference of two noisy views' class distributions
+    consistency_shift: int = 0  # pixels of random translation of the second view
+    vat_weight: float = 0.0  # KL between D's class distribution at x and at x + r_adv
+    vat_epsilon: float = 1.0  # the L2 norm of r_adv per image (images in [0, 1])
+    entropy_weight: float = 0.0  # conditional entropy of D's class distribution on unlabeled images
     num_workers: int = 2
     use_gpu: bool = False
     seed: int = 0
@@ -122,6 +131,10 @@ class TrainConfig:
         _require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
         _require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
         _require(0 <= self.ema_decay < 1, f"{s}.ema_decay", "a number in [0, 1)", self.ema_decay)
+        for key in ("consistency_weight", "vat_weight", "entropy_weight"):
+            _require(getattr(self, key) >= 0, f"{s}.{key}", "a number >= 0 (0: off)", getattr(self, key))
+        _require(0 <= self.consistency_shift <= 8, f"{s}.consistency_shift", "an integer in [0, 8]", self.consistency_shift)
+        _require(self.vat_epsilon > 0, f"{s}.vat_epsilon", "a number > 0", self.vat_epsilon)
         _require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
         _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
         _require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)

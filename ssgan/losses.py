@@ -42,3 +42,38 @@ def generator_nonsaturating(logits_fake: torch.Tensor) -> torch.Tensor:
     """-E[log D(G(z))], the non-saturating form of the minimax game: softplus(s) - s with s = LSE(l)."""
     lse = torch.logsumexp(logits_fake, dim=1)
     return (F.softplus(lse) - lse).mean()
+
+
+def ema_decay_at(updates: int, decay: float, warmup: bool) -> float:
+    """EMA decay for the update after `updates` earlier ones: min(decay, (1 + t) / (10 + t)) with warm-up.
+
+    Without it a 0.999 average still holds 37 % of the first weights after 1,000 steps; with it the
+    average covers about the last t / 10 steps until it reaches the nominal decay (TF's num_updates rule).
+    """
+    return min(decay, (1.0 + updates) / (10.0 + updates)) if warmup else decay
+
+
+# Unlabeled-data terms on D's class distribution p(y | x, real) = softmax over the K logits. Each is a
+# mean over the batch, so DDP's average of rank gradients is the gradient of the whole batch.
+
+def consistency_mse(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of two views' class distributions (Pi-model; CT-GAN's consistency term)."""
+    return (F.softmax(logits_a, dim=1) - F.softmax(logits_b, dim=1)).pow(2).mean()
+
+
+def kl_to_target(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(p_target || p) per example, averaged; the target is a constant (VAT's clean prediction)."""
+    target = F.log_softmax(target_logits.detach(), dim=1)
+    return (target.exp() * (target - F.log_softmax(logits, dim=1))).sum(dim=1).mean()
+
+
+def conditional_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the class distribution: minimising it asks for confident predictions on unlabeled data."""
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1).mean()
+
+
+def l2_normalize(d: torch.Tensor) -> torch.Tensor:
+    """Each example's perturbation scaled to unit L2 norm (over all its pixels)."""
+    flat = d.flatten(1)
+    return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(d)

@@ -9,6 +9,10 @@ from torch import nn
 LOSS_SUP = "loss_sup"
 LOSS_UNL = "loss_unl"
 LOSS_GEN = "loss_gen"
+# D's optional unlabeled-data terms (ssgan.unlabeled_terms), reported only when their weight is > 0.
+LOSS_CONS = "loss_cons"
+LOSS_VAT = "loss_vat"
+LOSS_ENT = "loss_ent"
 VAL_ACCURACY = "val_accuracy"
 VAL_ERROR = "val_error"
 # Final metrics of the model selected on val, written by the evaluate stage.

@@ -15,6 +15,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ssgan import losses
+from ssgan.unlabeled_terms import Terms, extra_views, term_losses, weighted_sum
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Batch:
 class StepOptions:
     unsupervised_weight: float = 1.0
     generator_loss: str = "feature_matching"  # or "minimax"
+    terms: Terms = Terms()  # D's extra unlabeled-data terms, in both modes
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -47,14 +49,22 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def supervised_step(d: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch) -> dict[str, torch.Tensor]:
-    """The baseline: the same D and optimizer, labeled cross-entropy only."""
-    logits, _ = d(batch.x_labeled)
-    loss_sup = losses.supervised_ce(logits, batch.y_labeled)
+def supervised_step(d: nn.Module, opt_d: torch.optim.Optimizer, batch: Batch,
+                    terms: Terms = Terms()) -> dict[str, torch.Tensor]:
+    """The baseline: the same D and optimizer, labeled cross-entropy, plus the unlabeled-data terms
+    when any is on (the Pi-model / VAT baselines; no G is involved)."""
+    if not terms.active:
+        logits, _ = d(batch.x_labeled)
+        loss_sup = losses.supervised_ce(logits, batch.y_labeled)
+        out = {"loss_sup": loss_sup}
+        total = loss_sup
+    else:
+        out = discriminator_losses(d, batch, None, terms)
+        total = out["loss_sup"] + weighted_sum(out, terms)
     opt_d.zero_grad(set_to_none=True)
-    loss_sup.backward()
+    total.backward()
     opt_d.step()
-    return {"loss_sup": loss_sup.detach()}
+    return {k: v.detach() for k, v in out.items()}
 
 
 def _generate(g: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -63,14 +73,22 @@ def _generate(g: nn.Module, n: int, device: torch.device) -> tuple[torch.Tensor,
     return g(plain.sample_latent(n, device=device), y), y
 
 
-def discriminator_losses(d: nn.Module, batch: Batch, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's supervised and unsupervised losses, each a mean over its examples: under DDP the average of
-    the ranks' gradients is then the gradient of one batch of all ranks' examples together."""
-    n_lab = len(batch.x_labeled)
-    # One D forward over all three parts: D has no batch-dependent layers, and DDP wants one forward per backward.
-    logits, _ = d(torch.cat([batch.x_labeled, batch.x_unlabeled, fake]))
-    logits_lab, logits_unl, logits_fake = logits.split([n_lab, len(batch.x_unlabeled), len(fake)])
-    return losses.supervised_ce(logits_lab, batch.y_labeled), losses.unsupervised_kplus1(logits_unl, logits_fake)
+def discriminator_losses(d: nn.Module, batch: Batch, fake: torch.Tensor | None,
+                         terms: Terms = Terms()) -> dict[str, torch.Tensor]:
+    """D's losses by metric name, each a mean over its examples: under DDP the average of the ranks'
+    gradients is then the gradient of one batch of all ranks' examples together. `fake` None: no
+    GAN loss (the supervised arm with unlabeled-data terms)."""
+    views = extra_views(unwrap(d), batch.x_unlabeled, terms)
+    parts = [batch.x_labeled, batch.x_unlabeled, *views, *([] if fake is None else [fake])]
+    # One D forward over all parts: D has no batch-dependent layers, and DDP wants one forward per backward.
+    logits, _ = d(torch.cat(parts))
+    chunks = logits.split([len(p) for p in parts])
+    logits_lab, logits_unl = chunks[0], chunks[1]
+    out = {"loss_sup": losses.supervised_ce(logits_lab, batch.y_labeled)}
+    if fake is not None:
+        out["loss_unl"] = losses.unsupervised_kplus1(logits_unl, chunks[-1])
+    out.update(term_losses(logits_unl, list(chunks[2:2 + len(views)]), terms))
+    return out
 
 
 def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
@@ -79,9 +97,10 @@ def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: 
     device = batch.x_unlabeled.device
     with torch.no_grad():
         fake, _ = _generate(g, n_unl, device)
-    loss_sup, loss_unl = discriminator_losses(d, batch, fake)
+    d_losses = discriminator_losses(d, batch, fake, options.terms)
     opt_d.zero_grad(set_to_none=True)
-    (loss_sup + options.unsupervised_weight * loss_unl).backward()
+    (d_losses["loss_sup"] + options.unsupervised_weight * d_losses["loss_unl"]
+     + weighted_sum(d_losses, options.terms)).backward()
     opt_d.step()
 
     d_plain = unwrap(d)
@@ -99,7 +118,14 @@ def ssgan_step(d: nn.Module, g: nn.Module, opt_d: torch.optim.Optimizer, opt_g: 
         opt_g.zero_grad(set_to_none=True)
         loss_gen.backward()
         opt_g.step()
-    return {"loss_sup": loss_sup.detach(), "loss_unl": loss_unl.detach(), "loss_gen": loss_gen.detach()}
+    return {**{k: v.detach() for k, v in d_losses.items()}, "loss_gen": loss_gen.detach()}
+
+
+def ema_average_fn(decay: float, warmup: bool):
+    """AveragedModel's `multi_avg_fn`: lerp towards the current weights with the (warmed-up) decay."""
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        torch._foreach_lerp_(averaged, current, 1.0 - losses.ema_decay_at(int(num_averaged), decay, warmup))
+    return average
 
 
 @torch.no_grad()

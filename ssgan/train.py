@@ -11,7 +11,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from ssgan import losses
 from ssgan.batches import WorkerData, batch_stream
@@ -20,7 +20,8 @@ from ssgan.config import Config, TrainConfig
 from ssgan.data.parquet import read_split
 from ssgan.models import build_models, data_dependent_init
 from ssgan.reporting import Rank0Reporter
-from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step, unwrap
+from ssgan.step import Batch, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
+from ssgan.unlabeled_terms import Terms
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,11 @@ def _mean_across_ranks(stats: dict[str, float], device: torch.device) -> dict[st
 
 def build_ema(tc: TrainConfig, d: torch.nn.Module) -> AveragedModel | None:
     """The averaged copy of D that is evaluated and saved (None when train.ema_decay is 0)."""
-    return AveragedModel(d, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay)) if tc.ema_decay > 0 else None
+    return AveragedModel(d, multi_avg_fn=ema_average_fn(tc.ema_decay, tc.ema_warmup)) if tc.ema_decay > 0 else None
+
+
+def terms_of(tc: TrainConfig) -> Terms:
+    return Terms(tc.consistency_weight, tc.consistency_shift, tc.vat_weight, tc.vat_epsilon, tc.entropy_weight)
 
 
 def build_optimizers(tc: TrainConfig, d: torch.nn.Module, g: torch.nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -136,7 +141,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     total_steps = steps_per_epoch * tc.epochs
     base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
-    options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss)
+    options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss, terms_of(tc))
     reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state, job.reference)
                 if rank == 0 else None)
     if reporter:
@@ -156,7 +161,7 @@ def run_training(job: TrainJob, session: Session) -> None:
                     group["lr"] = lr
             batch = next(batches)
             if tc.mode == "supervised":
-                out = supervised_step(d, opt_d, batch)
+                out = supervised_step(d, opt_d, batch, options.terms)
             else:
                 out = ssgan_step(d, g, opt_d, opt_g, batch, options)
             if ema is not None:
