@@ -42,6 +42,12 @@ def test_lists_become_tuples_and_ints_floats():
     ({"model": {"d_hidden": []}}, "model.d_hidden: got (); allowed: a non-empty list"),
     ({"data": {"source": "imagenet"}}, "data.source: got 'imagenet'; allowed: digits"),
     ({"data": 3}, "data: expected a mapping"),
+    ({"train": {"consistency_weight": -0.1}}, "train.consistency_weight: got -0.1; allowed: a number >= 0 (0: off)"),
+    ({"train": {"vat_weight": -1}}, "train.vat_weight: got -1.0; allowed: a number >= 0"),
+    ({"train": {"entropy_weight": -1}}, "train.entropy_weight: got -1.0; allowed: a number >= 0"),
+    ({"train": {"vat_epsilon": 0}}, "train.vat_epsilon: got 0.0; allowed: a number > 0"),
+    ({"train": {"consistency_shift": 9}}, "train.consistency_shift: got 9; allowed: an integer in [0, 8]"),
+    ({"train": {"pi_model_weight": 1}}, "train.pi_model_weight: unknown key; allowed keys: mode"),
 ])
 def test_bad_values_name_the_key(params, fragment):
     with pytest.raises(ConfigError) as err:

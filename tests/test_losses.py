@@ -50,3 +50,38 @@ def test_linear_decay(step, factor):
 
 def test_linear_decay_off():
     assert losses.linear_decay(99, 100, 0.0) == 1.0
+
+
+def test_ema_warmup_follows_the_formula_then_the_nominal_decay():
+    assert [losses.ema_decay_at(t, 0.999, True) for t in (0, 1, 2, 8)] == pytest.approx([0.1, 2 / 11, 3 / 12, 0.5])
+    assert losses.ema_decay_at(10_000, 0.999, True) == 0.999  # (1 + t) / (10 + t) > 0.999 from t = 8992 on
+    assert losses.ema_decay_at(3, 0.999, False) == 0.999
+
+
+def test_consistency_mse_hand_computed():
+    a = torch.tensor([[0.0, 0.0]])  # softmax (0.5, 0.5)
+    b = torch.tensor([[math.log(3.0), 0.0]])  # softmax (0.75, 0.25)
+    assert losses.consistency_mse(a, b).item() == pytest.approx((0.25 ** 2 + 0.25 ** 2) / 2)
+    assert losses.consistency_mse(b, b).item() == 0.0
+
+
+def test_kl_to_target_hand_computed_and_target_is_constant():
+    target = torch.tensor([[math.log(3.0), 0.0]], requires_grad=True)  # p = (0.75, 0.25)
+    logits = torch.tensor([[0.0, 0.0]], requires_grad=True)  # q = (0.5, 0.5)
+    kl = losses.kl_to_target(target, logits)
+    assert kl.item() == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5))
+    kl.backward()
+    assert target.grad is None and logits.grad is not None
+
+
+def test_conditional_entropy_hand_computed():
+    assert losses.conditional_entropy(torch.zeros(3, 4)).item() == pytest.approx(math.log(4))
+    p = torch.tensor([[math.log(3.0), 0.0]])  # (0.75, 0.25)
+    assert losses.conditional_entropy(p).item() == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
+def test_l2_normalize_gives_unit_norm_per_example():
+    x = torch.tensor([[[[3.0, 4.0]]], [[[0.0, 2.0]]]])
+    out = losses.l2_normalize(x)
+    assert out.flatten(1).norm(dim=1).tolist() == pytest.approx([1.0, 1.0])
+    assert out[0].flatten().tolist() == pytest.approx([0.6, 0.8])
