@@ -71,7 +71,7 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
 
     from ssgan.models import build_models, data_dependent_init
     from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
-    from ssgan.train import build_ema, build_optimizers
+    from ssgan.train import build_ema, build_optimizers, terms_of
 
     tc, classes, n = config.train, 10, config.train.batch_size
     torch.manual_seed(tc.seed)
@@ -85,13 +85,13 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
     if "graph" in variant:
         for group in (*opt_d.param_groups, *opt_g.param_groups):
             group["capturable"] = True  # Adam keeps its step count on the GPU, so replays advance it
-    options = StepOptions(tc.unsupervised_weight, config.model.generator_loss)
+    options = StepOptions(tc.unsupervised_weight, config.model.generator_loss, terms_of(tc))
     # The compiled modules share D's and G's parameters; EMA reads the plain D.
     d_run, g_run = (torch.compile(d), torch.compile(g)) if "compile" in variant else (d, g)
 
     def step() -> None:
         if mode == "supervised":
-            supervised_step(d_run, opt_d, batch)
+            supervised_step(d_run, opt_d, batch, options.terms)
         else:
             ssgan_step(d_run, g_run, opt_d, opt_g, batch, options)
         if ema is not None:
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed steps per mode")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--term", action="append", default=[], metavar="train.KEY=VALUE",
+                        help="also time both modes with D's unlabeled-data terms, e.g. train.consistency_weight=0.1")
     parser.add_argument("--variant", action="append", choices=VARIANTS,
                         help="how the step runs (repeatable; default eager): " + ", ".join(VARIANTS))
     args = parser.parse_args(argv)
@@ -146,16 +148,28 @@ def main(argv: list[str] | None = None) -> None:
     if not args.device.startswith("cuda") and any("graph" in v for v in variants):
         raise SystemExit("step_speed: --variant graph needs --device cuda (CUDA graphs exist only on the GPU)")
     try:
-        config = from_mapping(yaml.safe_load(args.params.read_text()))
+        params = yaml.safe_load(args.params.read_text())
+        config = from_mapping(params)
+        train = {**params.get("train", {})}
+        for assignment in args.term:
+            key, _, value = assignment.partition("=")
+            if not key.startswith("train.") or not value:
+                raise ConfigError(f"--term {assignment!r}: expected train.KEY=VALUE")
+            train[key.removeprefix("train.")] = yaml.safe_load(value)
+        term_config = from_mapping({**params, "train": train}) if args.term else None
     except ConfigError as err:
         raise SystemExit(f"step_speed: {err}") from None
     torch.set_num_threads(args.threads)
     shape = image_shape(config.data)
     rows = [time_steps(config, mode, shape, args.device, args.steps, args.warmup, variant)
             for variant in variants for mode in ("ssgan", "supervised")]
+    if term_config is not None:
+        rows += [{**time_steps(term_config, mode, shape, args.device, args.steps, args.warmup, variant), "mode": f"{mode}+term"}
+                 for variant in variants for mode in ("ssgan", "supervised")]
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
     print(f"\nStep speed: arch={config.model.arch} image={'x'.join(map(str, shape))} batch={config.train.batch_size} "
-          f"labeled + {config.train.batch_size} unlabeled, device {name}, torch {torch.__version__}, {args.steps} steps")
+          f"labeled + {config.train.batch_size} unlabeled, device {name}, torch {torch.__version__}, {args.steps} steps"
+          + (f"; term: {', '.join(args.term)}" if args.term else ""))
     print("| mode | variant | ms / step | steps / s | peak memory | warm-up + capture/compile s |")
     print("|---|---|---|---|---|---|")
     for r in rows:

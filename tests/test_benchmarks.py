@@ -72,3 +72,51 @@ def test_active_compares_each_rule_with_random_seed_by_seed(tmp_path, capfd):
         random = [float(e) for e in rows["random"][1].split(",")]
         diffs = [float(d) for d in rows[rule][2].split("(")[1].rstrip(") ").split(",")]
         assert diffs == pytest.approx([a - b for a, b in zip(per_seed, random)], abs=1e-4)
+
+
+def test_ssl_gain_arms_zero_the_terms_only_in_the_faithful_arms():
+    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "vat_weight": 1.0, "consistency_weight": 0.1}}
+    faithful, with_term = ssl_gain.arm_params(params, "ssgan"), ssl_gain.arm_params(params, "supervised+term")
+    assert faithful["train"]["mode"] == "ssgan" and faithful["train"]["vat_weight"] == 0.0
+    assert faithful["train"]["consistency_weight"] == 0.0 and faithful["train"]["entropy_weight"] == 0.0
+    assert with_term["train"]["mode"] == "supervised" and with_term["train"]["vat_weight"] == 1.0
+    assert params["train"]["vat_weight"] == 1.0  # the base params are not mutated
+
+
+def test_bootstrap_ratio_known_values():
+    assert ssl_gain.bootstrap_ratio([0.2, 0.4, 0.3], [0.1, 0.2, 0.15]) == pytest.approx((2.0, 2.0))
+    lo, hi = ssl_gain.bootstrap_ratio([0.1, 0.3], [0.2, 0.2], draws=5000)
+    assert lo == pytest.approx(0.5) and hi == pytest.approx(1.5)  # resamples: (0.1, 0.1), (0.3, 0.3), mixed
+
+
+def test_ssl_gain_runs_four_arms_with_a_term(tmp_path, capfd):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    ssl_gain.main(["--params", str(params), "--seeds", "1", "--jobs", "1", "--set", "train.epochs=1",
+                   "--term", "train.consistency_weight=0.5", "--out", str(tmp_path / "runs.json")])
+    out, _ = capfd.readouterr()
+    assert "term: consistency_weight=0.5" in out
+    for arm in ("supervised", "supervised+term", "ssgan", "ssgan+term"):
+        assert f"| {arm} |" in out
+    assert "ratio ssgan+term / supervised+term = " in out
+    import json
+    runs = json.loads((tmp_path / "runs.json").read_text())["results"]
+    assert sorted(r["arm"] for r in runs) == ["ssgan", "ssgan+term", "supervised", "supervised+term"]
+
+
+def test_ssl_gain_term_arms_need_a_term(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    with pytest.raises(SystemExit, match="the \\+term arms need a term"):
+        ssl_gain.main(["--params", str(params), "--arms", "ssgan+term"])
+    with pytest.raises(SystemExit, match="--arms 'gan': unknown arm gan"):
+        ssl_gain.main(["--params", str(params), "--arms", "gan"])
+
+
+def test_step_speed_times_the_term_arms(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    step_speed.main(["--params", str(params), "--steps", "2", "--warmup", "1", "--term", "train.vat_weight=1"])
+    out = capsys.readouterr().out
+    modes = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| s")]
+    assert modes == ["ssgan", "supervised", "ssgan+term", "supervised+term"]

@@ -76,3 +76,17 @@ def test_optuna_space_when_installed():
     assert type(search_alg).__name__ == "OptunaSearch" and num_samples == tc.num_samples
     assert set(space) == {"train.lr", "train.batch_size", "model.generator_loss"}
     assert 8 <= space["train.batch_size"].sample() <= 64 and isinstance(space["train.batch_size"].sample(), int)
+
+
+def test_the_unlabeled_terms_are_searchable_and_their_bounds_checked():
+    from ssgan.search_space import trial_config
+
+    space = parse_space({"train.consistency_weight": {"choice": [0.0, 0.1, 1.0]},
+                         "train.vat_epsilon": {"loguniform": [0.5, 4.0]}})
+    check_space(TINY_PARAMS, space)
+    trials = sample_trials(space, 4, seed=0)
+    configs = [trial_config(TINY_PARAMS, t).train for t in trials]
+    assert [c.consistency_weight for c in configs] == [t["train.consistency_weight"] for t in trials]
+    assert all(0.5 <= c.vat_epsilon <= 4.0 for c in configs)
+    with pytest.raises(ConfigError, match="tune.space.train.vat_epsilon: uniform value 0.0 is refused"):
+        check_space(TINY_PARAMS, parse_space({"train.vat_epsilon": {"uniform": [0.0, 1.0]}}))
