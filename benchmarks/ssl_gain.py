@@ -198,8 +198,9 @@ def print_table(args: argparse.Namespace, config, results: list[dict], arms: lis
     data, tc = config.data, config.train
     labels = f"{data.n_labeled} labels" if data.n_labeled else f"{data.n_labeled_per_class} labels/class"
     chosen = seeds(args)
-    terms = ", ".join(f"{k}={getattr(tc, k)}" for k in ("consistency_weight", "consistency_shift", "vat_weight",
-                                                         "vat_epsilon", "entropy_weight") if getattr(tc, k))
+    shown = [k for k in TERM_WEIGHTS if getattr(tc, k)]
+    shown += ["consistency_shift"] * bool(tc.consistency_weight and tc.consistency_shift) + ["vat_epsilon"] * bool(tc.vat_weight)
+    terms = ", ".join(f"{k}={getattr(tc, k)}" for k in shown)
     print(f"\nSSL gain on {data.source}, {labels}, {len(chosen)} seeds ({chosen[0]}-{chosen[-1]}); "
           f"epochs={tc.epochs} steps_per_epoch={tc.steps_per_epoch} batch_size={tc.batch_size} "
           f"arch={config.model.arch} ema_warmup={tc.ema_warmup}; term: {terms or 'none'}")
