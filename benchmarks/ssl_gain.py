@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--term", action="append", default=[], metavar="train.KEY=VALUE",
                         help="a term setting for the +term arms only, e.g. train.vat_weight=1")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
+    parser.add_argument("--from", dest="saved", type=Path, action="append", default=[], metavar="RUNS.json",
+                        help="print the table from runs saved with --out (repeatable) instead of training")
     parser.add_argument("--out", type=Path, help="also write every run's numbers to this JSON file")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     parser.add_argument("--device", default="cpu", help="torch device of every run, e.g. cuda (runs in parallel share it)")
@@ -157,6 +159,15 @@ def main(argv: list[str] | None = None) -> None:
         config = from_mapping(base)  # a bad key fails here in one line, before any data is prepared
     except ConfigError as err:
         raise SystemExit(f"ssl_gain: {err}") from None
+    if args.saved:  # e.g. the faithful arms and the +term arms, run at different times
+        chosen = set(seeds(args))
+        results = [r for path in args.saved for r in json.loads(path.read_text())["results"]
+                   if r["arm"] in arms and r["seed"] in chosen]
+        missing = sorted({(a, s) for a in arms for s in chosen} - {(r["arm"], r["seed"]) for r in results})
+        if missing:
+            raise SystemExit(f"ssl_gain: --from: no saved run for (arm, seed) {missing[0]}; run it, or narrow --arms / --seeds")
+        print_table(args, config, results, arms)
+        return
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="ssl-gain-") as tmp, cf.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
         runs = []

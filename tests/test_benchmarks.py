@@ -120,3 +120,20 @@ def test_step_speed_times_the_term_arms(tmp_path, capsys):
     out = capsys.readouterr().out
     modes = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| s")]
     assert modes == ["ssgan", "supervised", "ssgan+term", "supervised+term"]
+
+
+def test_ssl_gain_prints_the_table_from_saved_runs(tmp_path, capsys):
+    import json
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    run = {"seconds": 1.0, "peak_rss_mib": 1.0, "best_epoch": 1, "val_error": 0.1}
+    (tmp_path / "a.json").write_text(json.dumps({"results": [
+        {**run, "arm": "ssgan", "mode": "ssgan", "seed": s, "test_error": 0.1} for s in (0, 1)]}))
+    (tmp_path / "b.json").write_text(json.dumps({"results": [
+        {**run, "arm": "supervised", "mode": "supervised", "seed": s, "test_error": 0.2} for s in (0, 1, 2)]}))
+    ssl_gain.main(["--params", str(params), "--seeds", "2", "--from", str(tmp_path / "a.json"), "--from", str(tmp_path / "b.json")])
+    out = capsys.readouterr().out
+    assert "| ssgan | 10.00 % ± 0.00 | 10.00, 10.00 |" in out
+    assert "ratio ssgan / supervised = 0.50 (95 % bootstrap over seeds 0.50-0.50)" in out
+    with pytest.raises(SystemExit, match="no saved run for \\(arm, seed\\) \\('ssgan', 2\\)"):
+        ssl_gain.main(["--params", str(params), "--seeds", "3", "--from", str(tmp_path / "a.json"), "--from", str(tmp_path / "b.json")])
