@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or an `image` column of encoded images)")
     parser.add_argument("--model", default="models/model.pt",
                         help="models:/ssgan-digits-classifier@champion, runs:/<id>/classifier or a model file (default: %(default)s)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip files that are not decodable images (each named on stderr) instead of stopping")
     parser.add_argument("--output", type=Path, default=None, help="also write the predictions to this CSV file")
 
 
@@ -22,7 +24,10 @@ def run(args: argparse.Namespace) -> None:
 
     P.use_project_store(args.model)
     model = load_classifier(args.model)
-    names, images = read_images(args.images, model.image_shape)
+    skipped: list[str] | None = [] if args.skip_bad else None
+    names, images = read_images(args.images, model.image_shape, skipped)
+    for line in skipped or []:
+        print(f"ssgan predict: skipped {line}", file=sys.stderr)
     probs = model.probabilities(images)
     rows = [{"image": n, "class": model.class_names[int(p.argmax())], "probability": round(float(p.max()), 6)}
             for n, p in zip(names, probs)]

@@ -118,9 +118,11 @@ def _load_file(spec: str):
     return load_model(Path(spec))
 
 
-def read_images(inputs: list[str], shape: tuple[int, int, int]) -> tuple[list[str], np.ndarray]:
+def read_images(inputs: list[str], shape: tuple[int, int, int],
+                skipped: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """(names, uint8 images at `shape`) from image files, folders and Parquet files (a prepared split, or
-    a column `image` of encoded bytes), converted by `prepare`'s own decoder."""
+    a column `image` of encoded bytes), converted by `prepare`'s own decoder. A file that does not
+    decode is an error naming it; with a `skipped` list, its error line is appended there instead."""
     from ssgan.data.transform import decode, fit_array
 
     names, images = [], []
@@ -139,8 +141,17 @@ def read_images(inputs: list[str], shape: tuple[int, int, int]) -> tuple[list[st
             continue
         else:
             files = [path]
-        names += [str(f) for f in files]
-        images.append(np.stack([decode(f.read_bytes(), shape, True, str(f)) for f in files]))
+        for f in files:
+            try:
+                images.append(decode(f.read_bytes(), shape, True, str(f))[None])
+            except DataSourceError as err:
+                if skipped is None:
+                    raise
+                skipped.append(str(err))
+                continue
+            names.append(str(f))
+    if not names:
+        raise DataSourceError(f"{' '.join(inputs)}: no image could be read")
     return names, np.concatenate(images)
 
 

@@ -5,7 +5,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssgan.data.catalog import DataSourceError
 
@@ -66,6 +66,8 @@ def decode(data: bytes, target: tuple[int, int, int], resize: bool, where: str) 
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
                 img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+    except UnidentifiedImageError:  # its message names Pillow's BytesIO, not the user's file
+        raise DataSourceError(f"{where}: not a decodable image (no image format Pillow reads)") from None
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
         raise DataSourceError(f"{where}: not a decodable image ({err})") from None
     return fit_pil(img, target, resize, where)
