@@ -10,6 +10,8 @@ lower val error on digits and Fashion-MNIST.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -182,24 +184,36 @@ def data_dependent_init(model: nn.Module, *inputs: torch.Tensor, scale: float = 
         model.train(was_training)
 
 
+def latent_batches(latent_dim: int, num_classes: int, n: int, seed: int, batch_size: int = 500,
+                   label: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """G's inputs for `n` seeded samples, in batches: uniform noise and, for a conditional G, classes
+    (cycled from a seeded offset, or all `label`). Drawn on the CPU, so one seed gives the same latents
+    on any device, and for a model file and its MLflow copy alike (both sample through here)."""
+    rng = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        z = torch.rand(m, latent_dim, generator=rng)
+        if not num_classes:
+            y = None
+        elif label is None:
+            y = (torch.arange(m) + torch.randint(num_classes, (1,), generator=rng).item()) % num_classes
+        else:
+            y = torch.full((m,), label)
+        yield z, y
+
+
 @torch.no_grad()
 def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500, label: int | None = None) -> np.ndarray:
-    """`n` samples of G in eval mode as uint8 (N, H, W, C), from latents seeded by `seed` (drawn on the
-    CPU, so the same seed gives the same latents on any device); a conditional G cycles the classes,
-    or draws only class `label` when given."""
+    """`n` samples of G in eval mode as uint8 (N, H, W, C), from `latent_batches(seed)`."""
     from ssgan.images import to_uint8
 
     device = next(g.parameters()).device
-    rng = torch.Generator().manual_seed(seed)
     was_training = g.training
     g.eval()
     out = []
     try:
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            z = g.sample_latent(m, generator=rng).to(device)
-            y = g.sample_classes(m, generator=rng) if label is None else torch.full((m,), label)
-            out.append(g(z, None if y is None else y.to(device)).float().cpu().numpy())
+        for z, y in latent_batches(g.latent_dim, g.num_classes, n, seed, batch_size, label):
+            out.append(g(z.to(device), None if y is None else y.to(device)).float().cpu().numpy())
     finally:
         g.train(was_training)
     return to_uint8(np.concatenate(out))

@@ -82,21 +82,22 @@ def load_generator(spec: str) -> LoadedGenerator:
         import mlflow.pytorch
 
         info, run = _mlflow_info(spec)
-        width = int(info.signature.inputs.inputs[0].shape[-1])
-        latent = 100 if run.params.get("model.arch") == "seed_mlp" else int(run.params["model.latent_dim"])
-        classes = width - latent
+        if info.metadata and "latent_dim" in info.metadata:  # logged since the input layout travels with the model
+            latent, classes = int(info.metadata["latent_dim"]), int(info.metadata["num_classes"])
+        else:
+            latent = 100 if run.params.get("model.arch") == "seed_mlp" else int(run.params["model.latent_dim"])
+            classes = int(info.signature.inputs.inputs[0].shape[-1]) - latent
         net = mlflow.pytorch.load_model(spec)
 
         def sample(n: int, label: int | None, seed: int) -> np.ndarray:
             from ssgan.images import to_uint8
+            from ssgan.models import latent_batches
 
-            rng = torch.Generator().manual_seed(seed)
-            z = torch.rand(n, latent, generator=rng)
-            if classes:
-                y = torch.full((n,), label) if label is not None else torch.arange(n) % classes
-                z = torch.cat([z, torch.eye(classes)[y]], dim=1)
+            out = []
             with torch.no_grad():
-                return to_uint8(net(z).numpy())
+                for z, y in latent_batches(latent, classes, n, seed, label=label):
+                    out.append(net(z if y is None else torch.cat([z, torch.eye(classes)[y]], dim=1)).numpy())
+            return to_uint8(np.concatenate(out))
 
         return LoadedGenerator(sample, classes)
     from ssgan.models import generate_images

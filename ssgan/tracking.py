@@ -183,7 +183,9 @@ def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> 
                                               input_example=np.zeros((2, h, w, c), np.uint8),
                                               pip_requirements=pip_requirements)
         generator = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
-                                             pip_requirements=pip_requirements)
+                                             pip_requirements=pip_requirements,
+                                             # the input's layout, so serving builds the latents as generate_images does
+                                             metadata={"latent_dim": g.latent_dim, "num_classes": g.num_classes})
     return {"classifier": classifier.model_uri, "generator": generator.model_uri}
 
 

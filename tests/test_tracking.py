@@ -66,3 +66,25 @@ def test_find_run_by_tag_returns_the_newest(tmp_path):
         tracking.set_tag(ref, tracking.MODEL_MD5_TAG, "abc")
     assert tracking.find_run(uri, tracking.MODEL_MD5_TAG, "abc") == newer
     assert tracking.find_run(uri, tracking.MODEL_MD5_TAG, "def") is None
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+def test_logged_generator_samples_equal_the_model_files(tmp_path, tiny_config, conditional):
+    """`ssgan sample`/`fid` on models:/… and on model.pt: one seed, the same latents, the same images."""
+    import dataclasses
+
+    from ssgan.models import generate_images
+    from ssgan.serving import load_generator
+
+    cfg = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, conditional_generator=conditional,
+                                                                     latent_dim=7))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ref = tracking.start_run(uri, "ssgan-test", {"model.latent_dim": 7}, tmp_path / "mlruns")
+    torch.manual_seed(0)
+    d, g = build_models(cfg.model, (1, 8, 8), 10)
+    tracking.log_models(ref, LoadedModel(cfg, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0), ["torch"])
+    tracking.end_run(ref)
+    served = load_generator(f"runs:/{ref.run_id}/generator")
+    assert served.num_classes == (10 if conditional else 0)
+    for label in (None, 3) if conditional else (None,):
+        np.testing.assert_array_equal(served.sample(23, label, 5), generate_images(g, 23, 5, label=label))
