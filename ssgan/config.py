@@ -71,9 +71,11 @@ class ModelConfig:
     generator_loss: Literal["feature_matching", "minimax"] = "feature_matching"
     # G takes a class and is trained so that D classifies its samples as that class.
     conditional_generator: bool = False
-    d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
-    g_hidden: tuple[int, ...] = (500, 500)
-    latent_dim: int = 100
+    # Sized for the 8x8 digits; the paper's 28x28 MNIST net is d_hidden (1000, 500, 250, 250, 250),
+    # g_hidden (500, 500), latent_dim 100 (benchmarks/params/fashion_mnist_100.yaml).
+    d_hidden: tuple[int, ...] = (500, 250, 250)
+    g_hidden: tuple[int, ...] = (250, 250)
+    latent_dim: int = 50
     input_noise: float = 0.3
     hidden_noise: float = 0.5
 
@@ -88,18 +90,18 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     mode: Literal["ssgan", "supervised"] = "ssgan"
-    epochs: int = 20
+    epochs: int = 60
     # An epoch is this many optimizer steps; null means one pass over each worker's unlabeled shard.
-    steps_per_epoch: int | None = None
+    steps_per_epoch: int | None = 100
     batch_size: int = 100
     lr: float = 3e-3
     # true: the lr is multiplied by the number of workers (the linear scaling rule): each worker
     # draws batch_size images, so the effective batch is batch_size x num_workers.
     scale_lr: bool = False
     beta1: float = 0.5
-    adam_eps: float = 1e-8
+    adam_eps: float = 1e-4  # the paper's Adam adds 1e-8 under the square root, which acts like 1e-4
     # Fraction of training (at the end) over which the learning rate decays linearly to 0.
-    lr_decay_fraction: float = 0.3
+    lr_decay_fraction: float = 1.0
     unsupervised_weight: float = 1.0
     # D's weights are averaged with this decay for evaluation and the saved classifier (0: off).
     ema_decay: float = 0.999
@@ -171,7 +173,7 @@ class EvaluateConfig:
 class Cluster:
     """Where training runs; from the environment (RAY_ADDRESS, ...), not params.yaml."""
     address: str | None = None  # None: start a local Ray instance
-    storage_path: str = "~/ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
+    storage_path: str = ".ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,10 @@ class TuneConfig:
     max_concurrent_trials: int | None = None  # null: as many as the cluster's CPUs (GPUs) hold
     workers_per_trial: int = 1
     use_gpu: bool = False
-    epochs: int | None = None  # per trial (ASHA's max_t); null: train.epochs
+    epochs: int | None = 20  # per trial (ASHA's max_t); null: train.epochs
     metric: Literal["val_error", "val_accuracy"] = "val_error"  # val_error is minimised, val_accuracy maximised
     scheduler: Literal["asha", "fifo"] = "asha"
-    grace_period: int = 2  # ASHA: epochs every trial runs before it can be stopped
+    grace_period: int = 5  # ASHA: epochs every trial runs before it can be stopped
     reduction_factor: int = 2  # ASHA: keep 1 / reduction_factor of the trials at each rung
     search: Literal["random", "optuna"] = "random"
     seed: int = 0

@@ -14,6 +14,33 @@ def test_repo_params_yaml_parses():
     assert cfg.train.mode in ("ssgan", "supervised")
 
 
+# Keys whose params.yaml value is a project setting, not part of the recipe: the code default means "none".
+PROJECT_SETTINGS = {"data.extra_labels"}
+
+
+def test_params_yaml_and_the_code_defaults_cannot_drift():
+    """One source of defaults: a partial params file gets the recipe params.yaml documents."""
+    from ssgan.curve import curve_from_mapping
+    from ssgan.search_space import tune_from_mapping
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    differing = [f"{k}: params.yaml {v!r}, code {d!r}" for k, (v, d) in _pairs(params).items()
+                 if v != d and k not in PROJECT_SETTINGS]
+    tune, default_tune = tune_from_mapping(params), tune_from_mapping({})
+    differing += [f"tune.{k}: params.yaml {params['tune'][k]!r}, code {getattr(default_tune, k)!r}"
+                  for k in params["tune"] if k != "space" and getattr(tune, k) != getattr(default_tune, k)]
+    curve, default_curve = curve_from_mapping(params), curve_from_mapping({})
+    differing += [f"curve.{k}: params.yaml {params['curve'][k]!r}, code {getattr(default_curve, k)!r}"
+                  for k in params["curve"] if getattr(curve, k) != getattr(default_curve, k)]
+    assert differing == []
+
+
+def _pairs(params):
+    ours, defaults = flatten(from_mapping(params)), flatten(Config())
+    return {k: (ours[k], defaults[k]) for k in ours
+            if k.split(".")[0] in params and k.split(".")[1] in params[k.split(".")[0]]}
+
+
 def test_defaults_and_round_trip():
     cfg = from_mapping({})
     assert cfg == Config()
