@@ -66,7 +66,12 @@ def run(args: argparse.Namespace) -> None:
         if args.metric == "classifier" and tuple(images.shape[1:]) != target:
             raise DataSourceError(f"{source}: images of shape {tuple(images.shape[1:])}; the reference classifier "
                                   f"takes {target} (H, W, C): a set of another dataset")
-    distance = Q.fid(*(features(images) for images in sets))
+    feature_sets = [features(images) for images in sets]
+    for source, f in zip((args.a, args.b), feature_sets):
+        warning = Q.small_set_warning(source, len(f), f.shape[1])
+        if warning:
+            print(f"ssgan fid: {warning}", file=sys.stderr)
+    distance = Q.fid(*feature_sets)
     name = Q.FID_CLASSIFIER if args.metric == "classifier" else Q.FID_INCEPTION
     print(f"{name}: {distance:.4f}  ({len(sets[0])} vs {len(sets[1])} images)")
 

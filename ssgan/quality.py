@@ -60,16 +60,42 @@ def fid(features1: np.ndarray, features2: np.ndarray) -> float:
     return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
 
 
-def kid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """Kernel Inception Distance: the unbiased MMD^2 with the kernel (x.y / d + 1)^3 (Binkowski et al. 2018),
-    on the whole sets (no subsets). Unbiased, so it can be slightly negative for equal distributions."""
-    x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+# The KID paper's estimator, as torch-fidelity and clean-fid use it: subsets bound memory to O(size^2).
+KID_SUBSET_SIZE, KID_SUBSETS = 1000, 100
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with the kernel (x.y / d + 1)^3 (Binkowski et al. 2018); can be slightly negative."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     m, n, d = len(x), len(y), x.shape[1]
     if m < 2 or n < 2:
         raise ValueError("KID needs at least 2 samples in each set")
     k_xx, k_yy, k_xy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
     return float((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
                  - 2 * k_xy.mean())
+
+
+def kid(features1: np.ndarray, features2: np.ndarray, subset_size: int = KID_SUBSET_SIZE,
+        subsets: int = KID_SUBSETS, seed: int = 0) -> float:
+    """Kernel Inception Distance: the mean unbiased MMD^2 over `subsets` seeded random subsets of
+    min(subset_size, |A|, |B|) images from each set. Two sets of one size within `subset_size` are
+    used whole (every subset would be the whole set)."""
+    x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    size = min(subset_size, len(x), len(y))
+    if len(x) == len(y) == size:
+        return mmd2_unbiased(x, y)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([mmd2_unbiased(x[rng.choice(len(x), size, replace=False)],
+                                        y[rng.choice(len(y), size, replace=False)]) for _ in range(subsets)]))
+
+
+def small_set_warning(name: str, n: int, dims: int) -> str | None:
+    """A set with fewer images than feature dimensions has a singular covariance: its FID mostly
+    measures the sample size. The line to print, or None when the set is large enough."""
+    if n > dims:
+        return None
+    return (f"warning: {name} has {n} images, not more than the {dims} feature dimensions: its covariance is "
+            f"singular and the FID mostly reflects the sample size; compare sets of well over {dims} images")
 
 
 def inception_score(probs: np.ndarray, eps: float = 1e-12) -> float:

@@ -53,3 +53,24 @@ def test_inception_score_bounds():
     assert inception_score(np.eye(k)) == pytest.approx(k)  # confident and diverse: the maximum, K
     assert inception_score(np.full((50, k), 1 / k)) == pytest.approx(1.0)  # uncertain: the minimum, 1
     assert inception_score(np.tile(np.eye(k)[0], (50, 1))) == pytest.approx(1.0)  # collapsed to one class: 1
+
+
+def test_kid_subsets_estimate_the_whole_set_value_and_are_seeded():
+    from ssgan.quality import mmd2_unbiased
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(600, 4)), rng.normal(size=(400, 4)) + 0.5
+    whole = mmd2_unbiased(x, y)
+    sub = kid(x, y, subset_size=100, subsets=200, seed=1)
+    assert sub == pytest.approx(whole, rel=0.1)  # unbiased on every subset, so the mean converges to it
+    assert sub == kid(x, y, subset_size=100, subsets=200, seed=1) and sub != kid(x, y, subset_size=100, subsets=200, seed=2)
+    # Sets of one size within the subset size are used whole: the closed form above still holds.
+    assert kid(x[:300], y[:300]) == mmd2_unbiased(x[:300], y[:300])
+
+
+def test_small_set_warning_names_the_set():
+    from ssgan.quality import small_set_warning
+
+    assert small_set_warning("a.parquet", 100, 64) is None
+    line = small_set_warning("photos/", 6, 64)
+    assert line.startswith("warning: photos/ has 6 images, not more than the 64 feature dimensions")
