@@ -178,14 +178,20 @@ def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> 
     if g.num_classes:
         latent = torch.cat([latent, torch.eye(g.num_classes)[:2]], dim=1)
     mlflow.set_tracking_uri(ref.tracking_uri)
-    with mlflow.start_run(run_id=ref.run_id):
-        classifier = mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
-                                              input_example=np.zeros((2, h, w, c), np.uint8),
-                                              pip_requirements=pip_requirements)
-        generator = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
-                                             pip_requirements=pip_requirements,
-                                             # the input's layout, so serving builds the latents as generate_images does
-                                             metadata={"latent_dim": g.latent_dim, "num_classes": g.num_classes})
+    # By run_id, not inside `with mlflow.start_run(...)`: leaving that block marks the run FINISHED
+    # while the driver still owes it the md5 tag, lineage and registration.
+    experiment_id = _client(ref.tracking_uri).get_run(ref.run_id).info.experiment_id
+
+    def model_id(name: str) -> str:  # created in the run's experiment (log_model alone would use the default one)
+        return mlflow.initialize_logged_model(name=name, source_run_id=ref.run_id, experiment_id=experiment_id).model_id
+
+    classifier = mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
+                                          input_example=np.zeros((2, h, w, c), np.uint8), pip_requirements=pip_requirements,
+                                          run_id=ref.run_id, model_id=model_id("classifier"))
+    generator = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
+                                         pip_requirements=pip_requirements, run_id=ref.run_id, model_id=model_id("generator"),
+                                         # the input's layout, so serving builds the latents as generate_images does
+                                         metadata={"latent_dim": g.latent_dim, "num_classes": g.num_classes})
     return {"classifier": classifier.model_uri, "generator": generator.model_uri}
 
 

@@ -32,9 +32,10 @@ def test_mlflow_logging_into_temporary_sqlite_store(tmp_path, tiny_config):
     d, g = build_models(tiny_config.model, (1, 8, 8), 10)
     model = LoadedModel(tiny_config, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0)
     tracking.log_models(ref, model, ["torch"])
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(ref.run_id).info.status == "RUNNING"  # FINISHED only once the driver says so
     tracking.end_run(ref)
 
-    client = mlflow.MlflowClient(uri)
     run = client.get_run(ref.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params == {"train.lr": "0.1", "model.d_hidden": "[4, 2]"}
