@@ -4,6 +4,8 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 """
 from __future__ import annotations
 
+import functools
+
 import os
 import socket
 import sys
@@ -13,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from ssgan.checkpoint import load_training_state
 from ssgan.config import Cluster
-from ssgan.resume import KEEP_UNFINISHED_RUNS, prune_runs
+from ssgan.resume import prune_runs, renew_lease
 from ssgan.train import TrainJob, train_loop_per_worker
 
 # Ray Train's controller polls workers every 2 s by default, which made each per-epoch report
@@ -114,7 +116,7 @@ def check_resources(num_workers: int, use_gpu: bool) -> None:
     _check(num_workers, total.get(kind, 0), kind, "the Ray cluster")
 
 
-def epoch_callback(on_epoch: Callable[[dict[str, float]], None]):
+def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None, renew: Callable[[], None]):
     """A Ray Train callback that hands rank 0's per-epoch metrics to `on_epoch` on the driver side.
 
     Ray runs it in the Train controller, which Ray pins to the driver's node, so `on_epoch` may
@@ -131,8 +133,10 @@ def epoch_callback(on_epoch: Callable[[dict[str, float]], None]):
         def after_report(self, run_context, metrics, checkpoint) -> None:
             self.pending.append(metrics[0])
             if checkpoint is not None:
+                renew()
                 for epoch_metrics in self.pending:
-                    on_epoch(epoch_metrics)
+                    if on_epoch is not None:
+                        on_epoch(epoch_metrics)
                 self.pending.clear()
 
         def after_exception(self, run_context, worker_exceptions) -> None:
@@ -155,15 +159,18 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
     tc = job.config.train
     connect(cluster)
     check_resources(tc.num_workers, tc.use_gpu)
+    storage = storage_uri(cluster.storage_path)
+    renew_lease(storage, name)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": job},
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker={"GPU": 1} if tc.use_gpu else {"CPU": 1}),
-        run_config=RunConfig(name=name, storage_path=storage_uri(cluster.storage_path),
+        run_config=RunConfig(name=name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=tc.max_failures),
-                             callbacks=([epoch_callback(on_epoch)] if on_epoch else []) + list(callbacks),
+                             callbacks=[epoch_callback(on_epoch, functools.partial(renew_lease, storage, name)),
+                                        *callbacks],
                              # Ray Train logs every report at INFO; our per-epoch line says what matters.
                              logging_config=LoggingConfig(log_level="WARNING")),
     )
@@ -171,11 +178,13 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
     if result.checkpoint is None:
         raise RuntimeError(f"Ray Train run {name!r} ended without a checkpoint")
     with result.checkpoint.as_directory() as directory:
-        state = load_training_state(Path(directory))
-    # The final state now lives in the caller's hands (model file, MLflow); only unfinished runs
-    # keep their directory, and only the newest few of those, so the storage does not grow per run.
-    prune_runs(storage_uri(cluster.storage_path), finished=name, keep_unfinished=KEEP_UNFINISHED_RUNS)
-    return state
+        return load_training_state(Path(directory))
+
+
+def finish_run(cluster: Cluster, name: str) -> None:
+    """Once the caller has written all it owes (model file, MLflow), the run's directory goes, with
+    other runs abandoned long ago; until then a crash resumes from the final checkpoint."""
+    prune_runs(storage_uri(cluster.storage_path), finished=name)
 
 
 def check_storage(storage: str) -> None:

@@ -16,7 +16,7 @@ from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.download import file_digest
 from ssgan.data.parquet import check_prepared, describe
-from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, fit, storage_uri
+from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, finish_run, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
@@ -151,6 +151,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         tracking.register_models(run, uris, model_names(source),
                                  {DATA_KEY_TAG: data_key(data_dir), **(lineage or {}), "ssgan.run_id": run.run_id})
         atomic_write_many(files)
+        finish_run(cluster, name)  # only now: a crash before this resumes from the final checkpoint
     except BaseException as err:
         # Ctrl-C or a failure: the checkpoints stay, and a rerun of this configuration continues this run.
         tracking.end_run(run, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")

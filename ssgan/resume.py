@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ from ssgan.config import Config, to_dict
 OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
 # The splits training reads (test is evaluate's).
 TRAIN_SPLITS = ("labeled", "unlabeled", "val")
-# Ray Train run directories are named RUN_PREFIX + the run key; interrupted ones are kept for a
-# while (their checkpoints are the only copy of the work), finished ones are deleted.
+# Ray Train run directories are named RUN_PREFIX + the run key. The storage may be shared (other
+# users, `dvc exp --jobs`), so a run deletes only its own directory once its outputs are written,
+# and another run's only when that run's driver has provably gone: its lease (renewed at start and
+# at every checkpoint) is older than ABANDONED_AFTER_S. A directory without a lease is never touched.
 RUN_PREFIX = "ssgan-"
-KEEP_UNFINISHED_RUNS = 3
+LEASE_FILE = "ssgan-lease.json"
+ABANDONED_AFTER_S = 7 * 24 * 3600
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -87,15 +91,33 @@ def remove_run(storage: str, name: str) -> None:
         filesystem.delete_dir(f"{root}/{name}")
 
 
-def prune_runs(storage: str, finished: str, keep_unfinished: int) -> None:
-    """Delete the finished run's directory and all but the newest `keep_unfinished` other ssgan runs."""
+def renew_lease(storage: str, name: str, now: float | None = None) -> None:
+    """Record that the driver of run `name` is alive (at start and at every checkpoint)."""
+    filesystem, root = _filesystem(storage)
+    filesystem.create_dir(f"{root}/{name}", recursive=True)
+    with filesystem.open_output_stream(f"{root}/{name}/{LEASE_FILE}") as f:
+        f.write(json.dumps({"renewed": time.time() if now is None else now}).encode())
+
+
+def _lease_age(filesystem, path: str, now: float) -> float | None:
+    try:
+        with filesystem.open_input_stream(f"{path}/{LEASE_FILE}") as f:
+            return now - float(json.loads(f.read())["renewed"])
+    except (OSError, FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def prune_runs(storage: str, finished: str, now: float | None = None, abandoned_after: float = ABANDONED_AFTER_S) -> None:
+    """Delete the finished run's own directory, and other ssgan runs whose lease is older than
+    `abandoned_after` seconds; runs in progress elsewhere, and directories without a lease, stay."""
     from pyarrow import fs
 
+    now = time.time() if now is None else now
     filesystem, root = _filesystem(storage)
     infos = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
-    runs = sorted((i for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(RUN_PREFIX)),
-                  key=lambda i: i.mtime_ns or 0)
-    others = [i for i in runs if i.base_name != finished]
-    doomed = [i for i in runs if i.base_name == finished] + others[:max(0, len(others) - keep_unfinished)]
-    for info in doomed:
-        filesystem.delete_dir(info.path)
+    for info in infos:
+        if info.type != fs.FileType.Directory or not info.base_name.startswith(RUN_PREFIX):
+            continue
+        age = None if info.base_name == finished else _lease_age(filesystem, info.path, now)
+        if info.base_name == finished or (age is not None and age > abandoned_after):
+            filesystem.delete_dir(info.path)

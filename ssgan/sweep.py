@@ -24,7 +24,7 @@ import yaml
 from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.config import Cluster, Config, ConfigError, flatten, to_dict
-from ssgan.distributed import (before_ray_import, check_local_cpus, check_resources, check_storage, connect, fit,
+from ssgan.distributed import (before_ray_import, check_local_cpus, check_resources, check_storage, connect, finish_run, fit,
                                storage_uri)
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.data.parquet import check_prepared
@@ -98,10 +98,11 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, keys: tuple[str, ...]) ->
     cfg = trial_train_config(spec, overrides_of(keys, config))
     data_dir = (config.get("trial") or {}).get("data_dir") or spec.data_dir
     # Named by sweep and trial, so a trial restarted by `--resume` continues from its own checkpoint.
-    state = fit(TrainJob(cfg, data_dir, run_key=trial_id), spec.cluster, name=f"{spec.sweep}-{trial_id}",
-                callbacks=[TuneReportCallback()])
+    name = f"{spec.sweep}-{trial_id}"
+    state = fit(TrainJob(cfg, data_dir, run_key=trial_id), spec.cluster, name=name, callbacks=[TuneReportCallback()])
     if spec.evaluate_test:
         tune.report(selected_model_scores(state, data_dir))
+    finish_run(spec.cluster, name)
 
 
 def selected_model_scores(state: dict[str, Any], data_dir: str) -> dict[str, float]:

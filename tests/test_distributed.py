@@ -2,14 +2,18 @@ import os
 
 import pytest
 
-from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, fit
+from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, finish_run, fit
 from ssgan.resume import prune_runs
 from ssgan.train import TrainJob
 
 
 def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path):
-    state = fit(TrainJob(tiny_config, str(prepared_dir)), Cluster(storage_path=str(tmp_path)), name="ssgan-two-workers")
-    assert not (tmp_path / "ssgan-two-workers").exists()  # finished: its state is the caller's now
+    cluster = Cluster(storage_path=str(tmp_path))
+    state = fit(TrainJob(tiny_config, str(prepared_dir)), cluster, name="ssgan-two-workers")
+    # Kept until the caller has written its outputs: a crash in between resumes from the final checkpoint.
+    assert list((tmp_path / "ssgan-two-workers").glob("checkpoint_*/state.pt"))
+    finish_run(cluster, "ssgan-two-workers")
+    assert not (tmp_path / "ssgan-two-workers").exists()
     assert state["epoch"] == tiny_config.train.epochs
     assert state["step"] == tiny_config.train.epochs * tiny_config.train.steps_per_epoch
     history = state["history"]
@@ -20,12 +24,22 @@ def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path
     assert set(state["best"]) >= {"config", "data", "discriminator", "generator", "epoch"}
 
 
-def test_prune_removes_the_finished_run_and_all_but_the_newest_unfinished(tmp_path):
-    for age, name in enumerate(["ssgan-old", "ssgan-mid", "ssgan-new", "ssgan-done", "not-ours"]):
-        (tmp_path / name).mkdir()
-        os.utime(tmp_path / name, ns=(age * 10**9, age * 10**9))
-    prune_runs(str(tmp_path), finished="ssgan-done", keep_unfinished=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-ours", "ssgan-mid", "ssgan-new"]
+def test_prune_removes_only_the_finished_run_and_runs_abandoned_long_ago(tmp_path):
+    """The storage may be shared: runs in progress elsewhere (fresh lease) and leaseless dirs are kept."""
+    from ssgan.resume import ABANDONED_AFTER_S, renew_lease
+
+    now = 1_000_000_000.0
+    renew_lease(str(tmp_path), "ssgan-done", now - 10)
+    renew_lease(str(tmp_path), "ssgan-running-elsewhere", now - 60)  # another user's run, just renewed
+    renew_lease(str(tmp_path), "ssgan-abandoned", now - ABANDONED_AFTER_S - 1)
+    renew_lease(str(tmp_path), "ssgan-interrupted", now - ABANDONED_AFTER_S + 3600)  # resumable for another hour
+    (tmp_path / "ssgan-no-lease").mkdir()
+    (tmp_path / "not-ours").mkdir()
+    for name in ("ssgan-running-elsewhere", "ssgan-no-lease"):  # mtimes must not matter (object stores have none)
+        os.utime(tmp_path / name, ns=(0, 0))
+    prune_runs(str(tmp_path), finished="ssgan-done", now=now)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-ours", "ssgan-interrupted", "ssgan-no-lease",
+                                                        "ssgan-running-elsewhere"]
 
 
 def test_more_workers_than_cpus_fails_fast(ray_local):
@@ -39,8 +53,8 @@ def test_more_workers_than_cpus_fails_fast(ray_local):
 
 
 def test_epoch_callback_passes_each_epoch_once_across_a_restart():
-    logged = []
-    callback = epoch_callback(lambda metrics: logged.append(metrics["epoch"]))
+    logged, renewed = [], []
+    callback = epoch_callback(lambda metrics: logged.append(metrics["epoch"]), lambda: renewed.append(len(logged)))
     checkpoint = object()
     callback.after_report(None, [{"epoch": 1}, {}], None)
     callback.after_report(None, [{"epoch": 2}, {}], checkpoint)  # checkpoint_every 2: epochs 1-2 are safe now
@@ -49,3 +63,4 @@ def test_epoch_callback_passes_each_epoch_once_across_a_restart():
     callback.after_report(None, [{"epoch": 3}, {}], None)
     callback.after_report(None, [{"epoch": 4}, {}], checkpoint)
     assert logged == [1, 2, 3, 4]
+    assert renewed == [0, 2]  # the lease is renewed at each checkpoint
