@@ -71,13 +71,60 @@ def git_lineage(root: Path) -> dict[str, str]:
             out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return out.stdout.strip() if out.returncode == 0 else None
+        return out.stdout if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"ssgan.git_commit": "none (not a git checkout)"}
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"ssgan.git_commit": commit, "ssgan.git_dirty": "true" if dirty else "false"}
+    status = git("status", "--porcelain", "--untracked-files=no") or ""
+    # DVC's own bookkeeping (dvc.lock, stage outputs) changes as stages run: dirty means the user's changes.
+    managed = dvc_managed_paths(root)
+    changed = [line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines()]
+    dirty = [path for path in changed if not any(path == m or path.startswith(m.rstrip("/") + "/") for m in managed)]
+    return {"ssgan.git_commit": commit.strip(), "ssgan.git_dirty": "true" if dirty else "false"}
+
+
+def _stages(root: Path) -> dict:
+    import yaml
+
+    path = root / "dvc.yaml"
+    if not path.exists():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("stages") or {}
+
+
+def _paths(entries) -> list[str]:
+    """dvc.yaml deps / outs entries: plain paths or one-key mappings (path: options)."""
+    return [next(iter(e)) if isinstance(e, dict) else str(e) for e in entries or []]
+
+
+def dvc_managed_paths(root: Path) -> set[str]:
+    """dvc.lock and every stage's outputs, metrics and plots."""
+    paths = {"dvc.lock"}
+    for stage in _stages(root).values():
+        for kind in ("outs", "metrics", "plots"):
+            paths.update(_paths(stage.get(kind)))
+    return paths
+
+
+def train_code_digest(root: Path) -> str:
+    """md5 over the code files the train stage depends on (dvc.yaml's deps, as DVC sees them); outside
+    a DVC project, over the installed ssgan and pipelines sources. Part of the run key, so an
+    interrupted run is continued only by the same code."""
+    import hashlib
+
+    import ssgan
+
+    deps = [d for d in _paths(_stages(root).get("train", {}).get("deps")) if d.endswith(".py")]
+    if deps:
+        files = {d: root / d for d in deps}
+    else:
+        packages = (Path(ssgan.__file__).parent, Path(__file__).parent)
+        files = {str(f.relative_to(p.parent)): f for p in packages for f in p.rglob("*.py")}
+    h = hashlib.md5()
+    for label, f in sorted(files.items()):
+        h.update(f"{label} {hashlib.md5(f.read_bytes()).hexdigest() if f.exists() else 'missing'}\n".encode())
+    return h.hexdigest()
 
 
 def use_project_store(*models: str) -> None:

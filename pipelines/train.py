@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("data", "model", "train", "quality"))
     root = P.project_root()
     result = launch.train(cfg, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root),
-                          restart=args.restart, reference=args.reference, lineage=P.git_lineage(root))
+                          restart=args.restart, reference=args.reference, lineage=P.git_lineage(root),
+                          code=P.train_code_digest(root))
     print(f"[ssgan] trained ({cfg.train.mode}): best val_accuracy {result['val_accuracy']:.4f} at epoch "
           f"{result['best_epoch']}; model {OUTPUTS.model}; MLflow run {result['run_id']}")
 

@@ -104,7 +104,7 @@ def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artif
 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
           cluster: Cluster, restart: bool = False, reference: Path | None = None,
-          lineage: Mapping[str, str] | None = None) -> dict:
+          lineage: Mapping[str, str] | None = None, code: str = "") -> dict:
     """Train with Ray, log the val-selected model, curves and samples to MLflow, then write them.
 
     The output files are replaced together at the very end, so a run that fails or is interrupted
@@ -113,7 +113,8 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     `reference` (models/reference.pt) lets rank 0 score G with fid_classifier every
     quality.every_epochs epochs. `lineage` (the git commit and whether the tree was dirty) tags the
     run; the four prepared splits are logged as its MLflow datasets (digest: each file's md5), and
-    the classifier and generator are registered as new versions of `ssgan-<source>-...`.
+    the classifier and generator are registered as new versions of `ssgan-<source>-...`. `code` (a
+    digest of the training code) is part of the run key: changed code never continues an old checkpoint.
     """
     check_prepared(Path(data_dir))  # before resolving, so the error names the path the user gave
     data_dir = Path(data_dir).resolve()
@@ -121,7 +122,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     check_local_cpus(cluster, cfg.train.num_workers, cfg.train.use_gpu)  # answered before Ray starts
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
-    key = run_key(cfg, data_dir)
+    key = run_key(cfg, data_dir, code)
     name = f"{RUN_PREFIX}{key}"
     if restart:
         remove_run(storage, name)

@@ -1,9 +1,11 @@
 """Model registry promotion: the classifier version with the lowest val error for its data becomes champion.
 
 Scheme. The train stage registers two versions per run: `ssgan-<source>-classifier` and
-`ssgan-<source>-generator`, each tagged with the run's data key (source, labels, split seed, val
-size; plus a checksum of the files for a user's own data). Versions are only compared within one
-data key: a version trained on 20 labels never competes with one trained on 50. For each key the
+`ssgan-<source>-generator`, each tagged with the run's data key: its val set's identity
+(`ssgan.data.identity.val_key`, e.g. digits-val200-3f2a9c01b7e4). Versions are only compared when
+their val errors were measured on byte-identical val images; so a model trained after `ssgan
+add-labels` (same val set, more labels) must beat the champion it replaces, while another split
+seed, test size or dataset starts its own line. For each key the
 champion carries the alias `champion-<data key>`; the plain alias `champion` follows the most
 recent promotion, so `models:/ssgan-digits-classifier@champion` is the model of the data last
 promoted, and `@champion-<key>` names one data key's explicitly. A version that loses gets
@@ -13,18 +15,16 @@ Decisions read val error only; test error is shown, never used.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ssgan import metrics as M
 from ssgan import tracking
-from ssgan.data.parquet import describe
+from ssgan.data.identity import val_key
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 DATA_KEY_TAG = "ssgan.data_key"
-USER_SOURCES = ("idx", "image_folder", "parquet")
 
 
 class PromotionError(RuntimeError):
@@ -36,14 +36,8 @@ def model_names(source: str) -> dict[str, str]:
 
 
 def data_key(data_dir: Path) -> str:
-    """e.g. digits-50labels-seed0-val200: what makes two runs' val errors comparable."""
-    summary = json.loads((Path(data_dir) / "summary.json").read_text())
-    meta = describe(Path(data_dir) / "val.parquet")[0]
-    splits = summary["splits"]
-    key = f"{summary['source']}-{splits['labeled']['total']}labels-seed{meta['seed']}-val{splits['val']['total']}"
-    if summary["source"] in USER_SOURCES:  # the user's files themselves, not only their name
-        key += "-" + hashlib.sha256(json.dumps(summary["checksums"], sort_keys=True).encode()).hexdigest()[:8]
-    return key
+    """What makes two runs' val errors comparable: their val files are byte-identical (ssgan.data.identity)."""
+    return val_key(data_dir)
 
 
 @dataclass(frozen=True)

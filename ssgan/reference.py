@@ -18,7 +18,7 @@ import torch
 from ssgan import metrics as M
 from ssgan.checkpoint import atomic_save
 from ssgan.config import DataConfig
-from ssgan.data.download import file_digest
+from ssgan.data.identity import splits_digest
 from ssgan.data.parquet import read_split
 from ssgan.feature_nets import reference_from_payload, reference_payload, train_reference, ReferenceClassifier
 
@@ -26,8 +26,7 @@ POOL_SPLITS = ("labeled", "unlabeled", "test")  # what the classifier is trained
 
 
 def reference_key(data_dir: Path, epochs: int, seed: int) -> str:
-    digests = [file_digest(Path(data_dir) / f"{name}.parquet", "md5") for name in POOL_SPLITS]
-    return hashlib.md5(f"{epochs} {seed} {' '.join(digests)}".encode()).hexdigest()[:16]
+    return hashlib.md5(f"{epochs} {seed} {splits_digest(data_dir, POOL_SPLITS)}".encode()).hexdigest()[:16]
 
 
 def pool_labels(data_cfg: DataConfig, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:

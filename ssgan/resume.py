@@ -1,7 +1,7 @@
 """Which interrupted run a training continues.
 
 A run is keyed by everything that decides its result: the model and train params (less the purely
-operational ones) and the bytes of the prepared splits it reads. The key names its Ray Train run
+operational ones), the bytes of the prepared splits it reads and the training code. The key names its Ray Train run
 directory and tags its MLflow run, so rerunning `ssgan train` (or `dvc repro`) after the driver
 died continues that run from its last checkpoint, while any other configuration starts its own.
 """
@@ -18,11 +18,10 @@ import torch
 
 from ssgan.checkpoint import STATE_FILE
 from ssgan.config import Config, to_dict
+from ssgan.data.identity import TRAINING_SPLITS, splits_digest
 
 # Train params that change how a run is operated, not what it computes.
 OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
-# The splits training reads (test is evaluate's).
-TRAIN_SPLITS = ("labeled", "unlabeled", "val")
 # Ray Train run directories are named RUN_PREFIX + the run key. The storage may be shared (other
 # users, `dvc exp --jobs`), so a run deletes only its own directory once its outputs are written,
 # and another run's only when that run's driver has provably gone: its lease (renewed at start and
@@ -36,20 +35,13 @@ class CheckpointMismatchError(RuntimeError):
     """A run directory holds a checkpoint of another configuration."""
 
 
-def data_hash(data_dir: Path) -> str:
-    h = hashlib.md5()
-    for name in TRAIN_SPLITS:
-        with open(Path(data_dir) / f"{name}.parquet", "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def run_key(cfg: Config, data_dir: Path) -> str:
-    """16 hex digits: a hash of the train-relevant params and of the prepared data's hash."""
+def run_key(cfg: Config, data_dir: Path, code: str = "") -> str:
+    """16 hex digits: a hash of the train-relevant params, the training splits and the training code
+    (`code`: a digest of the train stage's code, so a code change starts a fresh run)."""
     train = {k: v for k, v in to_dict(cfg.train).items() if k not in OPERATIONAL}
     params = json.dumps({"model": to_dict(cfg.model), "train": train}, sort_keys=True)
-    return hashlib.sha256(f"{params}\n{data_hash(data_dir)}".encode()).hexdigest()[:16]
+    data = splits_digest(data_dir, TRAINING_SPLITS)
+    return hashlib.sha256(f"{params}\n{data}\n{code}".encode()).hexdigest()[:16]
 
 
 def _filesystem(storage: str):

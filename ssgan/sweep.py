@@ -29,7 +29,8 @@ from ssgan.distributed import (before_ray_import, check_local_cpus, check_resour
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.data.parquet import check_prepared
 from ssgan.plots import sweep_png
-from ssgan.resume import data_hash, remove_run
+from ssgan.data.identity import TRAINING_SPLITS, splits_digest
+from ssgan.resume import remove_run
 from ssgan.search_space import (TRIAL_SECTIONS, TuneConfig, check_space, check_trials, optuna_space, sample_trials,
                                 trial_config, tune_from_mapping, with_overrides)
 from ssgan.train import TrainJob
@@ -119,7 +120,7 @@ def selected_model_scores(state: dict[str, Any], data_dir: str) -> dict[str, flo
 
 def sweep_key(params: Mapping[str, Any], tc: TuneConfig, data_dir: Path) -> str:
     text = json.dumps({"params": params, "tune": to_dict(tc)}, sort_keys=True, default=str)
-    return hashlib.sha256(f"{text}\n{data_hash(data_dir)}".encode()).hexdigest()[:12]
+    return hashlib.sha256(f"{text}\n{splits_digest(data_dir, TRAINING_SPLITS)}".encode()).hexdigest()[:12]
 
 
 def _scheduler(tc: TuneConfig, epochs: int):

@@ -79,7 +79,8 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     assert digests == {name: (hashlib.md5((project / f"data/prepared/{name}.parquet").read_bytes()).hexdigest(), context)
                        for name, context in (("labeled", "training"), ("unlabeled", "training"),
                                              ("val", "validation"), ("test", "test"))}
-    assert run.data.tags["ssgan.data_key"] == "digits-30labels-seed0-val100"
+    from ssgan.data.identity import val_key
+    assert run.data.tags["ssgan.data_key"] == val_key(project / "data/prepared")
     assert run.data.tags["ssgan.git_commit"] == "none (not a git checkout)"
     promotion = json.loads((project / "promotion.json").read_text())
     assert promotion["promoted"] and promotion["reason"] == "first version for this data"

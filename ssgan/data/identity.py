@@ -1,0 +1,38 @@
+"""One identity for prepared data: which bytes a key stands for.
+
+Every key is built from the md5 of split files (the md5 DVC records for each file of data/prepared,
+and the digest lineage gives each split's MLflow dataset), so two keys agree exactly when the files
+they cover are byte-identical:
+
+- `val_key`: promotion compares val errors only between models measured on the same val images
+  (docs/registry.md, "same data"): `<source>-val<N>-<md5 prefix of val.parquet>`. `ssgan add-labels`
+  leaves it unchanged; another `data.test_size`, `data.seed`, source or val size changes it.
+- `splits_digest`: everything a cache or a resume depends on, over the splits it reads (training:
+  labeled, unlabeled, val; the reference classifier: labeled, unlabeled, test).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ssgan.data.download import file_digest
+from ssgan.data.parquet import describe
+
+SPLITS = ("labeled", "unlabeled", "val", "test")
+TRAINING_SPLITS = ("labeled", "unlabeled", "val")  # what training reads (test is evaluate's)
+
+
+def split_md5(data_dir: Path, split: str) -> str:
+    return file_digest(Path(data_dir) / f"{split}.parquet", "md5")
+
+
+def splits_digest(data_dir: Path, splits: tuple[str, ...] = SPLITS) -> str:
+    """md5 over the named splits' file md5s."""
+    text = "\n".join(f"{name} {split_md5(data_dir, name)}" for name in splits)
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def val_key(data_dir: Path) -> str:
+    """e.g. digits-val200-3f2a9c01b7e4: a readable prefix for people, the val file's md5 for the gate."""
+    meta, rows = describe(Path(data_dir) / "val.parquet")
+    return f"{meta['source']}-val{rows}-{split_md5(data_dir, 'val')[:12]}"
