@@ -58,7 +58,7 @@ SPLIT_CONTEXTS = {"labeled": "training", "unlabeled": "training", "val": "valida
 def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lineage: Mapping[str, str]) -> None:
     """Tags that trace the run to its code and data, and the splits as MLflow datasets. Each dataset's
     digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
-    tags = {"ssgan.source": source, DATA_KEY_TAG: data_key(data_dir),
+    tags = {"ssgan.source": source, DATA_KEY_TAG: data_key(data_dir), "ssgan.labels": str(describe(data_dir / "labeled.parquet")[1]),
             "ssgan.class_names": json.dumps(list(model.meta.class_names)), **lineage}
     for key, value in tags.items():
         tracking.set_tag(run, key, value)
@@ -145,12 +145,13 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
                                               cfg.train.seed),
                  outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
         tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.history, outputs.samples, outputs.curves)})
-        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS)
+        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS, generator=cfg.train.mode == "ssgan")
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
-        tracking.set_tag(run, MODEL_MD5_TAG, hashlib.md5(files[outputs.model]).hexdigest())
+        md5 = hashlib.md5(files[outputs.model]).hexdigest()
+        tracking.set_tag(run, MODEL_MD5_TAG, md5)
         record_lineage(run, data_dir, source, model, lineage or {})
         tracking.register_models(run, uris, model_names(source),
-                                 {DATA_KEY_TAG: data_key(data_dir), **(lineage or {}), "ssgan.run_id": run.run_id})
+                                 {DATA_KEY_TAG: data_key(data_dir), **(lineage or {}), "ssgan.run_id": run.run_id}, md5)
         atomic_write_many(files)
         finish_run(cluster, name)  # only now: a crash before this resumes from the final checkpoint
     except BaseException as err:

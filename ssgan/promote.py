@@ -73,8 +73,9 @@ def promote(model_path: Path, tracking_uri: str, force: bool = False) -> dict[st
         raise PromotionError(f"{model_path}: no MLflow run in {tracking_uri} wrote it; run `dvc repro` (or `ssgan train`)")
     tags = tracking.run_tags(run)
     key, source = tags.get(DATA_KEY_TAG), tags.get("ssgan.source")
-    versions = tracking.versions_of_run(tracking_uri, run.run_id)
     names = model_names(source or "")
+    # By the model file's md5: a rerun that reproduced a registered model reuses its version.
+    versions = {n: v for n in names.values() if (v := tracking.versions_with_md5(tracking_uri, n, md5)) is not None}
     if key is None or names["classifier"] not in versions:
         raise PromotionError(f"MLflow run {run.run_id} registered no {names['classifier']} version; retrain it with `ssgan train`")
     new_val = selected_val_error(run)
@@ -91,7 +92,7 @@ def promote(model_path: Path, tracking_uri: str, force: bool = False) -> dict[st
             tracking.set_version_aliases(tracking_uri, name, versions[name], [alias, f"{alias}-{key}"])
     test_text = f", test error {next(iter(test.values())):.4f}" if test else ""
     commit = tags.get("ssgan.git_commit", "unknown") + (" (dirty)" if tags.get("ssgan.git_dirty") == "true" else "")
-    labels = key.split("-")[1].replace("labels", " labels")
+    labels = f"{tags['ssgan.labels']} labels" if "ssgan.labels" in tags else "labels unknown"
     description = (f"{source}, {labels} ({key}); val error {new_val:.4f}{test_text}; commit {commit}; "
                    f"MLflow run {run.run_id}")
     tracking.tag_version(tracking_uri, names["classifier"], versions[names["classifier"]],

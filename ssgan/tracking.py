@@ -166,9 +166,10 @@ class GeneratorFromInput(nn.Module):
         return self.generator.net(z).view(-1, *self.generator.image_shape)
 
 
-def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> dict[str, str]:
-    """Log the classifier (D) and the generator as MLflow PyTorch models (torch.export format);
-    returns their model URIs by name ("classifier", "generator")."""
+def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str], generator: bool = True) -> dict[str, str]:
+    """Log the classifier (D) and, unless `generator` is false (a supervised run never trains G), the
+    generator as MLflow PyTorch models (torch.export format); returns their model URIs by name
+    ("classifier", "generator")."""
     import mlflow
     import mlflow.pytorch
 
@@ -188,11 +189,13 @@ def log_models(ref: RunRef, model: LoadedModel, pip_requirements: list[str]) -> 
     classifier = mlflow.pytorch.log_model(Classifier(model.discriminator).eval(), name="classifier",
                                           input_example=np.zeros((2, h, w, c), np.uint8), pip_requirements=pip_requirements,
                                           run_id=ref.run_id, model_id=model_id("classifier"))
-    generator = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
+    if not generator:
+        return {"classifier": classifier.model_uri}
+    logged_g = mlflow.pytorch.log_model(GeneratorFromInput(g), name="generator", input_example=latent.numpy(),
                                          pip_requirements=pip_requirements, run_id=ref.run_id, model_id=model_id("generator"),
                                          # the input's layout, so serving builds the latents as generate_images does
                                          metadata={"latent_dim": g.latent_dim, "num_classes": g.num_classes})
-    return {"classifier": classifier.model_uri, "generator": generator.model_uri}
+    return {"classifier": classifier.model_uri, "generator": logged_g.model_uri}
 
 
 def log_datasets(ref: RunRef, files: Mapping[str, tuple[Path, str, str]]) -> None:
@@ -214,13 +217,25 @@ def log_datasets(ref: RunRef, files: Mapping[str, tuple[Path, str, str]]) -> Non
 
 
 def register_models(ref: RunRef, model_uris: Mapping[str, str], names: Mapping[str, str],
-                    tags: Mapping[str, str]) -> dict[str, str]:
-    """One new version of each registered model (the model is created when absent), linked to the run
-    and its logged model; returns the version numbers by kind."""
+                    tags: Mapping[str, str], model_md5: str) -> dict[str, str]:
+    """A version of each registered model (created when absent), linked to the run and its logged
+    model, and tagged with the md5 of the model file it came from; a model file already registered
+    (a rerun that reproduced it byte for byte) keeps its version instead of gaining a duplicate.
+    Returns the version numbers by kind."""
     import mlflow
 
     mlflow.set_tracking_uri(ref.tracking_uri)
-    return {kind: mlflow.register_model(uri, names[kind], tags=dict(tags)).version for kind, uri in model_uris.items()}
+    versions = {}
+    for kind, uri in model_uris.items():
+        existing = versions_with_md5(ref.tracking_uri, names[kind], model_md5)
+        versions[kind] = existing or str(mlflow.register_model(uri, names[kind], tags={**tags, MODEL_MD5_TAG: model_md5}).version)
+    return versions
+
+
+def versions_with_md5(tracking_uri: str, name: str, model_md5: str) -> str | None:
+    """The (oldest) version of `name` registered from the model file with this md5, or None."""
+    found = _client(tracking_uri).search_model_versions(f"name = '{name}' and tags.`{MODEL_MD5_TAG}` = '{model_md5}'")
+    return min((str(v.version) for v in found), key=int, default=None)
 
 
 def metric_history(ref: RunRef, metric: str) -> dict[int, float]:
@@ -236,11 +251,6 @@ def run_ref(tracking_uri: str, run_id: str) -> RunRef:
     return RunRef(tracking_uri, run_id, client.get_experiment(client.get_run(run_id).info.experiment_id).name)
 
 
-def versions_of_run(tracking_uri: str, run_id: str) -> dict[str, str]:
-    """Registered model name -> version, for the versions created from this run."""
-    return {v.name: v.version for v in _client(tracking_uri).search_model_versions(f"run_id = '{run_id}'")}
-
-
 def version_by_alias(tracking_uri: str, name: str, alias: str) -> dict[str, Any] | None:
     from mlflow.exceptions import MlflowException
 
@@ -248,7 +258,7 @@ def version_by_alias(tracking_uri: str, name: str, alias: str) -> dict[str, Any]
         v = _client(tracking_uri).get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-    return {"version": v.version, "run_id": v.run_id, "tags": dict(v.tags)}
+    return {"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags)}
 
 
 def set_version_aliases(tracking_uri: str, name: str, version: str, aliases: list[str]) -> None:

@@ -25,14 +25,16 @@ def _run(uri, tmp_path, name, key, val_errors, test_error=0.5):
     tracking.log_metrics(ref, {"test_error": test_error}, step=len(val_errors))
     model = tmp_path / f"{name}.pt"
     model.write_bytes(name.encode())
-    for k, v in {tracking.MODEL_MD5_TAG: hashlib.md5(model.read_bytes()).hexdigest(), DATA_KEY_TAG: key,
+    md5 = hashlib.md5(model.read_bytes()).hexdigest()
+    for k, v in {tracking.MODEL_MD5_TAG: md5, DATA_KEY_TAG: key, "ssgan.labels": key.split("-")[1].removesuffix("labels"),
                  "ssgan.source": "digits", "ssgan.git_commit": "abc1234", "ssgan.git_dirty": "false"}.items():
         tracking.set_tag(ref, k, v)
     client = mlflow.MlflowClient(uri)
     for registered in model_names("digits").values():
         if not client.search_registered_models(f"name = '{registered}'"):
             client.create_registered_model(registered)
-        client.create_model_version(registered, f"file://{tmp_path}/{name}", run_id=ref.run_id)
+        client.create_model_version(registered, f"file://{tmp_path}/{name}", run_id=ref.run_id,
+                                    tags={tracking.MODEL_MD5_TAG: md5})
     return model, ref
 
 

@@ -89,3 +89,19 @@ def test_logged_generator_samples_equal_the_model_files(tmp_path, tiny_config, c
     assert served.num_classes == (10 if conditional else 0)
     for label in (None, 3) if conditional else (None,):
         np.testing.assert_array_equal(served.sample(23, label, 5), generate_images(g, 23, 5, label=label))
+
+
+def test_registry_gets_what_was_trained_once_per_model_file(tmp_path, tiny_config):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    torch.manual_seed(0)
+    d, g = build_models(tiny_config.model, (1, 8, 8), 10)
+    model = LoadedModel(tiny_config, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0)
+    names = {"classifier": "ssgan-test-classifier", "generator": "ssgan-test-generator"}
+    versions = []
+    for md5 in ("aaa", "aaa", "bbb"):  # a rerun that reproduced the file, then another model
+        ref = tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
+        versions.append(tracking.register_models(ref, tracking.log_models(ref, model, ["torch"]), names, {}, md5))
+    assert [v["classifier"] for v in versions] == ["1", "1", "2"]
+    assert tracking.versions_with_md5(uri, "ssgan-test-generator", "bbb") == "2"
+    supervised = tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
+    assert set(tracking.log_models(supervised, model, ["torch"], generator=False)) == {"classifier"}  # G never trained
