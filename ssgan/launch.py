@@ -77,10 +77,12 @@ def _reference_payload(cfg: Config, path: Path | None) -> dict | None:
 
 
 def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artifact_root: Path | None,
-             source: str) -> tracking.RunRef:
+             source: str) -> tuple[tracking.RunRef, frozenset[int]]:
     """Continue the MLflow run of an interrupted training (same run key, a checkpoint to resume), else
-    open a new one. Epochs the checkpoint holds but MLflow missed (the driver died between the two)
-    are logged from the checkpoint's history, so every epoch is there exactly once."""
+    open a new one; returns it with the epochs it already holds. Epochs the checkpoint holds but
+    MLflow missed (the driver died between the two) are logged from the checkpoint's history; epochs
+    MLflow holds beyond the checkpoint (Ctrl-C after the metrics went out, before the checkpoint was
+    persisted) are trained again but must not be logged again: every epoch is there exactly once."""
     run = tracking.find_run(tracking_uri, tracking.RUN_KEY_TAG, key)
     status = tracking.run_status(run) if run is not None else None
     if run is not None and (state is None or status == "FINISHED"):
@@ -92,14 +94,16 @@ def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artif
                                  tags={"ssgan.mode": cfg.train.mode, tracking.RUN_KEY_TAG: key})
     else:
         tracking.reopen_run(run)
+    done: set[int] = set()
     if state is not None:
         done = tracking.logged_epochs(run, M.VAL_ERROR)
         for row in state["history"]:
             if row["epoch"] not in done:
                 tracking.log_epoch(run, row)
+                done.add(row["epoch"])
         print(f"[ssgan] resuming run {key} from its checkpoint at epoch {state['epoch']} (MLflow run {run.run_id}); "
               f"`ssgan train --restart` starts fresh", flush=True)
-    return run
+    return run, frozenset(done)
 
 
 def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str, artifact_root: Path | None,
@@ -131,10 +135,10 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         check_same_run(state, key, f"{storage}/{name}")
     connect(cluster)  # fail on missing resources before an MLflow run is opened
     check_resources(cfg.train.num_workers, cfg.train.use_gpu)
-    run = open_run(cfg, key, state, tracking_uri, artifact_root, source)
+    run, logged = open_run(cfg, key, state, tracking_uri, artifact_root, source)
     try:
         job = TrainJob(cfg, str(data_dir), key, reference=_reference_payload(cfg, reference))
-        state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run))
+        state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run, skip=logged))
         best = state["best"]
         model = model_from_payload(best)
         columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER)

@@ -67,8 +67,11 @@ def log_metrics(ref: RunRef, metrics: Mapping[str, float], step: int) -> None:
     _client(ref.tracking_uri).log_batch(ref.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
-def log_epoch(ref: RunRef, metrics: Mapping[str, float]) -> None:
-    """One epoch's report (it carries `epoch` and `step`), logged with MLflow's step = epoch."""
+def log_epoch(ref: RunRef, metrics: Mapping[str, float], skip: frozenset[int] = frozenset()) -> None:
+    """One epoch's report (it carries `epoch` and `step`), logged with MLflow's step = epoch, unless the
+    run already holds that epoch (`skip`: a resumed run retrains epochs it logged before the interrupt)."""
+    if int(metrics["epoch"]) in skip:
+        return
     log_metrics(ref, {k: v for k, v in metrics.items() if k not in ("epoch", "step")}, step=int(metrics["epoch"]))
 
 

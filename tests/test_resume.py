@@ -151,3 +151,25 @@ def test_killed_driver_rerun_continues_the_same_run(prepared_dir, tmp_path):
     for name in ("val_error", "loss_sup"):
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, name)) == list(range(1, EPOCHS + 1))
     assert not (project / ".ray_results" / ray_dirs[0]).exists()  # finished: its directory is pruned
+
+
+def test_a_resumed_run_logs_each_epoch_once_after_ctrl_c(tiny_config, tmp_path):
+    """Ctrl-C after epoch 3's metrics reached MLflow but before its checkpoint was persisted: the rerun
+    resumes from epoch 2's checkpoint, trains epoch 3 again and must not log it a second time."""
+    import mlflow
+
+    from ssgan import tracking
+    from ssgan.launch import open_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, _ = open_run(tiny_config, "key1", None, uri, tmp_path / "mlruns", "digits")
+    for epoch in (1, 2, 3):
+        tracking.log_epoch(first, {"epoch": epoch, "step": epoch, "val_error": 0.5 / epoch})
+    tracking.end_run(first, "KILLED")
+    state = {"epoch": 2, "history": [{"epoch": e, "step": e, "val_error": 0.5 / e} for e in (1, 2)]}
+    run, logged = open_run(tiny_config, "key1", state, uri, tmp_path / "mlruns", "digits")
+    assert run.run_id == first.run_id and logged == {1, 2, 3}
+    for epoch in (3, 4):  # what the epoch callback hands over after the resume
+        tracking.log_epoch(run, {"epoch": epoch, "step": epoch, "val_error": 0.5 / epoch}, skip=logged)
+    steps = [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run.run_id, "val_error")]
+    assert sorted(steps) == [1, 2, 3, 4]
