@@ -194,10 +194,13 @@ def run_tuner(tc: TuneConfig, spec: TrialSpec, keys: tuple[str, ...], param_spac
     restorable = tune.Tuner.can_restore(path)
     if resume and not restorable:
         raise SweepError(f"--resume: no interrupted run {name!r} in {storage}; run `{command}` without --resume")
+    parent = tracking.find_run(tracking_uri, SWEEP_TAG, name)
+    if resume and parent is None:  # before anything is deleted or restored: the trials' log needs its parent
+        raise SweepError(f"--resume: {name!r} has no MLflow parent run in {tracking_uri} (another MLFLOW_TRACKING_URI?); "
+                         f"point MLFLOW_TRACKING_URI at the store that started it, or run `{command}` without --resume")
     connect(cluster, extra_cpus=1)
     check_resources(tc.workers_per_trial, tc.use_gpu)
-    parent = tracking.find_run(tracking_uri, SWEEP_TAG, name)
-    if resume and parent is not None:
+    if resume:
         tracking.reopen_run(parent)
     else:
         if parent is not None and tracking.run_status(parent) == "RUNNING":

@@ -144,6 +144,14 @@ def test_killed_sweep_resumes_without_rerunning_or_duplicating(prepared_dir, tmp
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
 
+    # The parent run gone (another store): one error line, and the interrupted sweep is left for a resume.
+    (project / "mlflow.db").rename(project / "elsewhere.db")
+    missing = _tune(project, "--resume")
+    out = missing.communicate(timeout=120)[0]
+    assert missing.returncode == 1 and "has no MLflow parent run" in out.strip().splitlines()[-1], out
+    assert list((project / ".ray_results").glob("sweep-*-*_00001/checkpoint_*/state.pt"))
+    (project / "elsewhere.db").rename(project / "mlflow.db")
+
     second = _tune(project, "--resume")
     out = second.communicate(timeout=600)[0]
     assert second.returncode == 0, out
