@@ -15,9 +15,10 @@ Decisions read val error only; test error is shown, never used.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ssgan import metrics as M
 from ssgan import tracking
@@ -78,6 +79,31 @@ def promote(model_path: Path, tracking_uri: str, force: bool = False) -> dict[st
     versions = {n: v for n in names.values() if (v := tracking.versions_with_md5(tracking_uri, n, md5)) is not None}
     if key is None or names["classifier"] not in versions:
         raise PromotionError(f"MLflow run {run.run_id} registered no {names['classifier']} version; retrain it with `ssgan train`")
+    with promotion_lock(tracking_uri, names["classifier"]):
+        return _decide_and_alias(run, tags, key, source, names, versions, tracking_uri, force)
+
+
+@contextmanager
+def promotion_lock(tracking_uri: str, name: str) -> Iterator[None]:
+    """Reading the champion and moving its alias is one step: two concurrent promotions must not both
+    win. A local store (sqlite:///, a folder) is locked by a file beside it; a tracking server has no
+    lock to take, so there the step is as atomic as the server makes it (docs/registry.md)."""
+    import fcntl
+
+    local = tracking_uri.removeprefix("sqlite:///").removeprefix("file://") if tracking_uri.startswith(("sqlite:///", "file:")) else None
+    if local is None or "://" in local:
+        yield
+        return
+    lock = Path(local).with_name(f"{Path(local).name}.promote-{name}.lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _decide_and_alias(run, tags, key, source, names, versions, tracking_uri, force) -> dict[str, Any]:
     new_val = selected_val_error(run)
     test = tracking.metric_history(run, M.TEST_ERROR)
     champion = tracking.version_by_alias(tracking_uri, names["classifier"], f"{CHAMPION}-{key}")

@@ -90,3 +90,31 @@ def test_git_lineage_commit_and_dirty(tmp_path):
     assert git_lineage(tmp_path) == {"ssgan.git_commit": head, "ssgan.git_dirty": "false"}
     (tmp_path / "params.yaml").write_text("a: 2\n")
     assert git_lineage(tmp_path)["ssgan.git_dirty"] == "true"
+
+
+def test_two_concurrent_promotions_cannot_both_win(tmp_path, monkeypatch):
+    """Each reads 'no champion yet' and would take the alias; the lock makes the second compare with the first."""
+    import threading
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    key = "digits-val200-0123456789ab"
+    a, _ = _run(uri, tmp_path, "a", key, [0.3])
+    b, _ = _run(uri, tmp_path, "b", key, [0.2])
+    read = tracking.version_by_alias
+
+    def slow_read(*args, **kwargs):  # widen the window between reading the champion and moving the alias
+        found = read(*args, **kwargs)
+        time.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(tracking, "version_by_alias", slow_read)
+    results = {}
+    threads = [threading.Thread(target=lambda m=m: results.setdefault(m.name, promote(m, uri))) for m in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reasons = sorted(r["reason"] for r in results.values())
+    assert reasons[0] == "first version for this data" and reasons[1].startswith("val_error ")
+    assert _alias(uri, f"champion-{key}") == "b"  # the lower val error holds the alias whatever the order
