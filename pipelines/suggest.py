@@ -1,7 +1,7 @@
 """`ssgan suggest --model M --n 100`: the unlabeled images to label next, ranked by the classifier's uncertainty.
 
 Writes suggest/to_label.parquet (row_id, score, predicted class, the image as PNG bytes) and
-suggest/contact_sheet.png (the top N, most uncertain first, row by row) for an annotator, who
+suggest/contact_sheet.png (the top N, most uncertain first, row by row, each captioned with its row_id) for an annotator, who
 returns a `row_id,label` CSV to `ssgan add-labels`.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     from PIL import Image
 
-    from ssgan.images import grid_png
+    from ssgan.images import contact_sheet_png
     from ssgan.serving import load_classifier
 
     if args.n < 1:
@@ -57,14 +57,12 @@ def run(args: argparse.Namespace) -> None:
                       "image": pa.array(pngs, pa.binary())})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
-    cols = 10
     sheet = images[order]
-    padded = np.concatenate([sheet, np.zeros(((-len(sheet)) % cols, *sheet.shape[1:]), np.uint8)])
     atomic_write_many({args.out / "to_label.parquet": sink.getvalue().to_pybytes(),
-                       args.out / "contact_sheet.png": grid_png(padded, rows=len(padded) // cols,
-                                                                scale=4 if sheet.shape[1] < 16 else 1)})
+                       args.out / "contact_sheet.png": contact_sheet_png(sheet, [str(r) for r in row_ids[order]],
+                                                                         scale=4 if sheet.shape[1] < 16 else 1)})
     print(f"[ssgan] {len(order)} of {len(images)} unlabeled images by {args.score} -> {args.out}/to_label.parquet, "
-          f"{args.out}/contact_sheet.png (row by row, most uncertain first); label them in a row_id,label CSV, "
+          f"{args.out}/contact_sheet.png (row by row, most uncertain first, each with its row id); label them in a row_id,label CSV, "
           f"then `ssgan add-labels FILE.csv`")
 
 

@@ -63,10 +63,11 @@ def check_new_labels(data_dir: Path, existing: Path | None, rows: np.ndarray, la
         from ssgan.data.splits import read_extra_labels
 
         done |= set(read_extra_labels(str(existing), num_classes)[0].tolist())
+    unlabeled = set(ids.tolist())  # once, not per annotator row
     for row, label in zip(rows.tolist(), labels.tolist()):
         if row in done:
             raise DataSourceError(f"row {row} is already labeled; drop it from the file")
-        if row not in set(ids.tolist()):
+        if row not in unlabeled:
             raise DataSourceError(f"row {row} is not a row of the unlabeled split (its `index` column); "
                                   f"use the row_id column of suggest/to_label.parquet")
         if not 0 <= label < num_classes:

@@ -91,7 +91,10 @@ def curve(params: Mapping[str, Any], outputs: CurveOutputs, work_dir: Path, trac
         for seed in range(cc.seeds):
             out = Path(work_dir) / name / f"labels{labels}-seed{seed}"
             if not (resume and (out / "summary.json").exists()):
-                prepare(dataclasses.replace(data_cfg, n_labeled_per_class=labels, n_labeled=None, seed=seed), out)
+                # The curve measures random labeled draws of `labels` per class: an annotator's extra
+                # labels (data.extra_labels) belong to the project's own split, not to these points.
+                prepare(dataclasses.replace(data_cfg, n_labeled_per_class=labels, n_labeled=None, seed=seed,
+                                            extra_labels=None), out)
             dirs[labels, seed] = str(out.resolve())
     trials, data_dirs = [], []
     for labels in cc.labels:

@@ -131,7 +131,11 @@ def test_curve_refuses_a_label_count_a_class_cannot_supply(tmp_path):
 def test_label_curve_runs_both_modes_on_ray(prepared_dir, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
-    params = {**TINY_PARAMS, "curve": {"labels": [2], "seeds": 1, "epochs": 2, "steps_per_epoch": 5}}
+    # An annotator's labels for the project's split must not leak into the curve's random draws.
+    rows = pq.read_table(prepared_dir / "unlabeled.parquet", columns=["index"]).column("index").to_pylist()[:3]
+    (project / "extra.csv").write_text("row_id,label\n" + "".join(f"{r},1\n" for r in rows))
+    params = {**TINY_PARAMS, "data": {**TINY_PARAMS["data"], "extra_labels": "extra.csv"},
+              "curve": {"labels": [2], "seeds": 1, "epochs": 2, "steps_per_epoch": 5}}
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     result = _cli(project, "curve")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -161,3 +165,20 @@ def test_suggest_on_a_split_with_no_unlabeled_rows_is_a_clear_error(tmp_path):
     P.write_splits(tmp_path / "p", {"unlabeled": P.split_table(empty, None, np.arange(0), {"num_classes": 10})}, {})
     with pytest.raises(DataSourceError, match="unlabeled.parquet: the unlabeled split is empty; there is nothing to suggest"):
         unlabeled_rows(tmp_path / "p")
+
+
+def test_contact_sheet_captions_each_image_with_its_row_id():
+    import io
+
+    from PIL import Image
+
+    from ssgan.images import CAPTION_HEIGHT, contact_sheet_png
+
+    images = np.full((12, 8, 8, 1), 255, np.uint8)  # white images: any dark pixel is caption text
+    sheet = np.asarray(Image.open(io.BytesIO(contact_sheet_png(images, [str(1000 + i) for i in range(12)], cols=10, scale=2))))
+    cell_h = 8 * 2 + CAPTION_HEIGHT + 4
+    assert sheet.shape[0] == 2 * cell_h
+    captions = [sheet[r * cell_h + 2 + 16: (r + 1) * cell_h] for r in range(2)]
+    assert all((c < 128).any() for c in captions)  # a row id is printed under the images of each grid row
+    blank = np.asarray(Image.open(io.BytesIO(contact_sheet_png(images, [""] * 12, cols=10, scale=2))))
+    assert (blank[2 + 16: cell_h] >= 128).all()
