@@ -57,9 +57,13 @@ def artifact_root(root: Path) -> Path | None:
 
 
 def cluster(root: Path) -> Cluster:
-    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results)."""
+    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results), and the
+    CPU kernel caps this process runs with, for every Ray process."""
+    from pipelines.kernels import CPU_KERNEL_ENV
+
     storage = os.environ.get("SSGAN_RAY_STORAGE") or str((root / ".ray_results").resolve())
-    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage)
+    kernels = tuple((k, os.environ[k]) for k in CPU_KERNEL_ENV if k in os.environ)  # as pinned for this process
+    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage, worker_env=kernels)
 
 
 def git_lineage(root: Path) -> dict[str, str]:

@@ -174,6 +174,9 @@ class Cluster:
     """Where training runs; from the environment (RAY_ADDRESS, ...), not params.yaml."""
     address: str | None = None  # None: start a local Ray instance
     storage_path: str = ".ray_results"  # must be shared storage (NFS, S3) on a multi-node cluster
+    # Environment every Ray process gets (the CPU kernel caps, pipelines/kernels.py): on a cluster the
+    # workers do not inherit the driver's environment.
+    worker_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

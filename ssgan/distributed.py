@@ -51,7 +51,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
         os.environ.setdefault(key, value)
     if cluster.address is not None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
-        env = {} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address}
+        env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
         ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
         return
     for key, value in LOCAL_RAY_ENV.items():
@@ -61,7 +61,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     try:
         # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
         ray.init(address="local", num_cpus=local_cpus() + extra_cpus, log_to_driver=True,
-                 runtime_env={"env_vars": {"RAY_ADDRESS": f"127.0.0.1:{port}"}})
+                 runtime_env={"env_vars": {**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}})
     finally:
         os.environ.pop("RAY_GCS_SERVER_PORT", None)
 
