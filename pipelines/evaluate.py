@@ -18,14 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=Path("models/model.pt"), help="model file (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared splits (default: %(default)s)")
     parser.add_argument("--reference", type=Path, default=Path("models/reference.pt"),
-                        help="reference classifier of fid_classifier (default: %(default)s)")
+                        help="reference classifier of fid_classifier_test, kid_classifier_test, is_classifier (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("evaluate", "quality"))
     reference = args.reference if args.reference.exists() else None
     if reference is None:
-        print(f"[ssgan] no reference classifier at {args.reference}: no fid_classifier (`ssgan reference` makes one)")
+        print(f"[ssgan] no reference classifier at {args.reference}: no fid_classifier_test (`ssgan reference` makes one)")
     weights = None
     if cfg.quality.inception:
         from ssgan.inception import resolve_weights

@@ -1,5 +1,5 @@
 """DVC stage `reference`: params `data`, `quality` + prepared splits -> models/reference.pt, the reference
-classifier that generation-quality metrics (fid_classifier, kid_classifier, is_classifier) use."""
+classifier that generation-quality metrics (fid_classifier_val, fid_classifier_test, kid_classifier_test, is_classifier) use."""
 from __future__ import annotations
 
 import argparse

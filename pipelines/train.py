@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=P.DEFAULT_PARAMS, help="params file (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"), help="prepared splits (default: %(default)s)")
     parser.add_argument("--reference", type=Path, default=Path("models/reference.pt"),
-                        help="reference classifier for fid_classifier during training (default: %(default)s)")
+                        help="reference classifier for fid_classifier_val during training (default: %(default)s)")
     parser.add_argument("--restart", action="store_true",
                         help="start fresh instead of resuming an interrupted run of the same configuration")
 

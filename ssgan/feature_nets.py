@@ -2,8 +2,8 @@
 
 - The reference classifier: a small MLP trained on a prepared dataset's whole train pool with all
   its labels (ssgan.reference trains and caches it); its 64-d penultimate layer gives
-  `fid_classifier` and `kid_classifier`, its softmax `is_classifier`.
-- TF-Inception-V3 (pool3, 2048-d) for `fid_inception`, from a TorchScript file (ssgan.inception
+  `fid_classifier_val`, `fid_classifier_test` and `kid_classifier_test`, its softmax `is_classifier`.
+- TF-Inception-V3 (pool3, 2048-d) for `fid_inception_test`, from a TorchScript file (ssgan.inception
   finds it). Preprocessing as pytorch-fid: grey repeated to 3 channels, bilinear resize to 299x299
   (align_corners=False), then [0, 255] -> [-1, 1].
 """

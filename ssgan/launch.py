@@ -21,7 +21,7 @@ from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
 from ssgan.plots import curves_png
 from ssgan.promote import DATA_KEY_TAG, data_key, model_names
-from ssgan.quality import FID_CLASSIFIER
+from ssgan.quality import FID_CLASSIFIER_VAL
 from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
 from ssgan.tracking import MODEL_MD5_TAG
 from ssgan.train import TrainJob
@@ -70,7 +70,7 @@ def _reference_payload(cfg: Config, path: Path | None) -> dict | None:
     if cfg.quality.every_epochs == 0:
         return None
     if path is None or not Path(path).exists():
-        print(f"[ssgan] no reference classifier at {path}: training runs without fid_classifier "
+        print(f"[ssgan] no reference classifier at {path}: training runs without fid_classifier_val "
               f"(`ssgan reference` makes one)", flush=True)
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -114,7 +114,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     The output files are replaced together at the very end, so a run that fails or is interrupted
     leaves the previous outputs as they were (dvc.yaml marks them `persist`, so DVC keeps them too).
     A rerun of the same configuration after the driver died resumes from the last checkpoint.
-    `reference` (models/reference.pt) lets rank 0 score G with fid_classifier every
+    `reference` (models/reference.pt) lets rank 0 score G with fid_classifier_val every
     quality.every_epochs epochs. `lineage` (the git commit and whether the tree was dirty) tags the
     run; the four prepared splits are logged as its MLflow datasets (digest: each file's md5), and
     the classifier and generator are registered as new versions of `ssgan-<source>-...`. `code` (a
@@ -141,7 +141,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run, skip=logged))
         best = state["best"]
         model = model_from_payload(best)
-        columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER)
+        columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER_VAL)
                                       if any(m in row for row in state["history"])]]
         files = {outputs.model: payload_bytes(best),
                  outputs.history: csv_bytes(state["history"], columns),

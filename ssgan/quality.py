@@ -3,10 +3,10 @@
 The statistics are the standard ones, as pytorch-fid, clean-fid and the KID paper define them;
 which network produces the features is `ssgan.feature_nets`' job:
 
-- `fid_classifier`, `kid_classifier`, `is_classifier`: in the penultimate features (and softmax)
+- `fid_classifier_val`, `fid_classifier_test`, `kid_classifier_test`, `is_classifier`: in the penultimate features (and softmax)
   of a reference classifier trained once per prepared dataset on all of its train-pool labels.
   Cheap on a CPU, and meaningful for 8x8 and 28x28 images, where Inception is neither.
-- `fid_inception`: TF-Inception-V3 pool3 features (2048-d), comparable with published FIDs.
+- `fid_inception_test`: TF-Inception-V3 pool3 features (2048-d), comparable with published FIDs.
 """
 from __future__ import annotations
 
@@ -15,12 +15,25 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-FID_CLASSIFIER = "fid_classifier"
-KID_CLASSIFIER = "kid_classifier"
+# The metric registry: one name per measurement, used in code, MLflow, metrics.json, DVC plots and
+# the docs alike; the name says what is compared with which split, and METRICS how many samples.
+FID_CLASSIFIER_VAL = "fid_classifier_val"
+FID_CLASSIFIER_TEST = "fid_classifier_test"
+KID_CLASSIFIER_TEST = "kid_classifier_test"
 IS_CLASSIFIER = "is_classifier"  # the Inception Score's formula with the reference classifier's softmax
-FID_INCEPTION = "fid_inception"
+FID_INCEPTION_TEST = "fid_inception_test"
 REFERENCE_TEST_ACCURACY = "reference_test_accuracy"  # how much the reference classifier's features can be trusted
-QUALITY_METRICS = (FID_CLASSIFIER, KID_CLASSIFIER, IS_CLASSIFIER, FID_INCEPTION, REFERENCE_TEST_ACCURACY)
+METRICS = {
+    FID_CLASSIFIER_VAL: "train, every quality.every_epochs: G's quality.train_samples samples against the val split",
+    FID_CLASSIFIER_TEST: "evaluate: G's quality.n_samples samples against the test split",
+    KID_CLASSIFIER_TEST: "evaluate: the same sets as fid_classifier_test, KID (subsets of <= 1000)",
+    IS_CLASSIFIER: "evaluate: G's quality.n_samples samples, Inception Score formula with the reference softmax",
+    FID_INCEPTION_TEST: "evaluate (quality.inception): G's quality.n_samples samples against test, TF-Inception pool3",
+    REFERENCE_TEST_ACCURACY: "reference stage: the reference classifier's test accuracy",
+}
+QUALITY_METRICS = (FID_CLASSIFIER_TEST, KID_CLASSIFIER_TEST, IS_CLASSIFIER, FID_INCEPTION_TEST, REFERENCE_TEST_ACCURACY)
+# `ssgan fid A B` compares two sets of the user's choosing: the measure's own name, no split.
+FID_CLASSIFIER, FID_INCEPTION = "fid_classifier", "fid_inception"
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

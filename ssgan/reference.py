@@ -3,7 +3,7 @@
 "Whole train pool" means the labeled split and the unlabeled split with the labels the source has
 for them (read back through the source's catalogue by each row's `index`): far more labels than the
 semi-supervised run sees, so its features describe the data, not the run. Val and test stay out
-of its training; its test accuracy is reported with every `fid_classifier` it serves.
+of its training; its test accuracy is reported with every `fid_classifier_test` it serves.
 """
 from __future__ import annotations
 

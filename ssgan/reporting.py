@@ -52,7 +52,7 @@ class Rank0Reporter:
         metrics = {**stats, M.VAL_ACCURACY: val_accuracy, M.VAL_ERROR: 1.0 - val_accuracy}
         tc, every = self.config.train, self.config.quality.every_epochs
         if self.reference is not None and (epoch % every == 0 or epoch == tc.epochs):
-            metrics[Q.FID_CLASSIFIER] = self.fid_classifier(g)
+            metrics[Q.FID_CLASSIFIER_VAL] = self.fid_classifier(g)
         self.history.append({"epoch": epoch, "step": step, **metrics})
         if self.best is None or val_accuracy > self.best["val_accuracy"]:
             self.best = model_payload(self.config, self.meta, d, g, epoch, val_accuracy)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from ssgan import metrics as M
 from ssgan import tracking
-from ssgan.quality import FID_CLASSIFIER
+from ssgan.quality import FID_CLASSIFIER_VAL
 from ssgan.tracking import RunRef
 
 SWEEP_TAG = "ssgan.sweep"  # on the parent alone (it is how `--resume` finds it): the sweep's name
@@ -69,7 +69,7 @@ class TrialLog:
         ref, epoch = self.run(trial_id, overrides), int(result["epoch"])
         if epoch in self.logged[trial_id]:
             return  # repeated after a restart from an earlier checkpoint
-        tracking.log_epoch(ref, {k: result[k] for k in ("epoch", "step", *M.EPOCH_METRICS, FID_CLASSIFIER) if k in result})
+        tracking.log_epoch(ref, {k: result[k] for k in ("epoch", "step", *M.EPOCH_METRICS, FID_CLASSIFIER_VAL) if k in result})
         self.logged[trial_id].add(epoch)
 
     def complete(self, trial_id: str, overrides: Mapping[str, Any], last: Mapping[str, Any] | None) -> str:

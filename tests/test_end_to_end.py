@@ -35,9 +35,23 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
         main([stage])
     metrics = json.loads((project / "metrics.json").read_text())
     # The headline numbers: `dvc exp show` stays narrow; per-class accuracies have their own file.
-    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch", "fid_classifier",
-                            "kid_classifier", "is_classifier", "reference_test_accuracy"}
-    assert metrics["fid_classifier"] > 0 and 1 <= metrics["is_classifier"] <= 10
+    assert set(metrics) == {"test_accuracy", "test_error", "val_accuracy", "best_epoch", "fid_classifier_test",
+                            "kid_classifier_test", "is_classifier", "reference_test_accuracy"}
+    # The quality numbers are those of the saved G's seeded samples, recomputed here from the public pieces.
+    import torch
+
+    from ssgan import quality as Q
+    from ssgan.checkpoint import load_model
+    from ssgan.feature_nets import classifier_outputs, reference_from_payload
+    from ssgan.models import generate_images
+
+    saved = load_model(project / "models/model.pt")
+    net = reference_from_payload(torch.load(project / "models/reference.pt", weights_only=True))
+    fake, probs = classifier_outputs(net, generate_images(saved.generator, 1000, seed=saved.config.train.seed))
+    real = classifier_outputs(net, read_split(project / "data/prepared/test.parquet").images)[0]
+    assert metrics["is_classifier"] == pytest.approx(Q.inception_score(probs), rel=1e-6)
+    assert metrics["fid_classifier_test"] == pytest.approx(Q.fid(fake, real), rel=1e-6)
+    assert metrics["kid_classifier_test"] == pytest.approx(Q.kid(fake, real), rel=1e-6, abs=1e-9)
     assert metrics["reference_test_accuracy"] > 0.5  # far above chance: its features mean something
     per_class = list(csv.DictReader((project / "plots/test_accuracy_class.csv").open()))
     assert [r["class"] for r in per_class] == [str(i) for i in range(10)]
@@ -49,7 +63,7 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     rows = list(csv.DictReader((project / "plots/train.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     # quality.every_epochs 5 > 2 epochs: G is scored at the last epoch only.
-    assert rows[0]["fid_classifier"] == "" and float(rows[1]["fid_classifier"]) > 0
+    assert rows[0]["fid_classifier_val"] == "" and float(rows[1]["fid_classifier_val"]) > 0
     confusion = list(csv.DictReader((project / "plots/confusion.csv").open()))
     assert len(confusion) == 100
 
@@ -62,6 +76,9 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     assert run.data.metrics["test_accuracy"] == metrics["test_accuracy"]
     assert run.data.metrics["test_accuracy_class_3"] == float(per_class[3]["test_accuracy_class"])
     assert run.data.metrics["val_accuracy"] == float(rows[-1]["val_accuracy"])
+    assert run.info.status == "FINISHED" and run.data.metrics["fid_classifier_val"] == float(rows[-1]["fid_classifier_val"])
+    main(["evaluate"])  # a rerun must not log the test metrics a second time
+    assert len(mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "test_error")) == 1
     artifacts = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
     assert {"curves.png", "samples.png", "train.csv", "confusion.png", "test_accuracy_class.csv"} <= artifacts
     models = logged_models(uri, run.info.run_id)
@@ -108,7 +125,7 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     from_file = capsys.readouterr().out
     main(["fid", "data/prepared/test.parquet", f"runs:/{run.info.run_id}/generator"])
     assert capsys.readouterr().out.splitlines()[-1] == from_file.strip()
-    assert from_file.startswith(f"fid_classifier: {metrics['fid_classifier']:.4f}  (100 vs 1000 images)")
+    assert from_file.startswith(f"fid_classifier: {metrics['fid_classifier_test']:.4f}  (100 vs 1000 images)")
 
 
 def _cli(*args, cwd):

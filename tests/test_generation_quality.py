@@ -37,8 +37,8 @@ def test_training_scores_g_every_n_epochs_and_at_the_last(tiny_config, prepared_
                               quality=dataclasses.replace(tiny_config.quality, every_epochs=2, train_samples=50))
     session = LocalSession()
     run_training(TrainJob(cfg, str(prepared_dir), reference=payload), session)
-    scored = [r["epoch"] for r in session.reports if Q.FID_CLASSIFIER in r]
-    assert scored == [2, 3] and all(r[Q.FID_CLASSIFIER] > 0 for r in session.reports if Q.FID_CLASSIFIER in r)
+    scored = [r["epoch"] for r in session.reports if Q.FID_CLASSIFIER_VAL in r]
+    assert scored == [2, 3] and all(r[Q.FID_CLASSIFIER_VAL] > 0 for r in session.reports if Q.FID_CLASSIFIER_VAL in r)
     # Scoring G draws from its own generator: training itself is unchanged by it.
     plain = LocalSession()
     run_training(TrainJob(cfg, str(prepared_dir)), plain)
