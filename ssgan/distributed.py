@@ -53,6 +53,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
         env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
         ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
+        _warm_autoscaling_coordinator()
         return
     for key, value in LOCAL_RAY_ENV.items():
         os.environ.setdefault(key, value)
@@ -64,6 +65,26 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
                  runtime_env={"env_vars": {**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}})
     finally:
         os.environ.pop("RAY_GCS_SERVER_PORT", None)
+    _warm_autoscaling_coordinator()
+
+
+def _warm_autoscaling_coordinator(timeout_s: float = 120.0) -> None:
+    """Start Ray's AutoscalingCoordinator actor now and wait for it. Train V2's controller creates it on
+    first use and gives the call 5 s; on a loaded machine starting the actor's process takes longer,
+    and the controller logs `Failed to send resource request ... GetTimeoutError` with a traceback
+    for a healthy run. Started here, it is already up when the controller asks."""
+    import ray
+
+    try:
+        from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+            get_or_create_autoscaling_coordinator)
+    except ImportError:  # another Ray: nothing to warm
+        return
+    try:
+        ray.get(get_or_create_autoscaling_coordinator().cancel_request.remote(requester_id="ssgan-warm-up"),
+                timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - a warm-up only: the controller retries on its own schedule
+        pass
 
 
 def before_ray_import() -> None:
