@@ -115,6 +115,15 @@ def test_suggest_then_add_labels(trained):
         assert result.returncode == 1 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert extra.read_bytes() == written  # nothing written
 
+    # The README's next step, `dvc repro`, starts with prepare: the four rows move to labeled with the
+    # annotator's labels, and the val set (so the promotion key) stays, so the new model must beat the old.
+    assert _cli(trained, "prepare", "--out", "data/prepared2").returncode == 0
+    relabeled = pq.read_table(trained / "data/prepared2/labeled.parquet").to_pydict()
+    added = {r: l for r, l in zip(relabeled["index"], relabeled["label"]) if r in table["row_id"][:4]}
+    assert added == {r: i % 10 for i, r in enumerate(table["row_id"][:4])}
+    from ssgan.promote import data_key
+    assert data_key(trained / "data/prepared2") == data_key(trained / "data/prepared")
+
 
 def test_curve_refuses_a_label_count_a_class_cannot_supply(tmp_path):
     from ssgan.config import Cluster

@@ -68,10 +68,13 @@ def test_active_compares_each_rule_with_random_seed_by_seed(tmp_path, capfd):
     rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in out.splitlines() if line.startswith("| ")}
     assert set(rows) == {"rule", "start", "random", "entropy", "margin", "fake"}
     for rule in ("entropy", "margin", "fake"):
-        per_seed = [float(e) for e in rows[rule][1].split(",")]
-        random = [float(e) for e in rows["random"][1].split(",")]
-        diffs = [float(d) for d in rows[rule][2].split("(")[1].rstrip(") ").split(",")]
+        per_seed = [float(e) for e in rows[rule][2].split(",")]
+        random = [float(e) for e in rows["random"][2].split(",")]
+        diffs = [float(d) for d in rows[rule][3].split("(")[1].rstrip(") ").split(",")]
         assert diffs == pytest.approx([a - b for a, b in zip(per_seed, random)], abs=1e-4)
+    vals = {rule: float(rows[rule][0]) for rule in ("random", "entropy", "margin", "fake")}
+    chosen = out.split("chosen on val (lowest mean val error): ")[1].split()[0]
+    assert vals[chosen] == min(vals.values())  # the choice reads val, never test
 
 
 def test_ssl_gain_arms_zero_the_terms_only_in_the_faithful_arms():
