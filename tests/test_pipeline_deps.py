@@ -49,3 +49,15 @@ def test_stage_declares_the_code_it_runs(pipeline, stage):
     missing = [str(p.relative_to(ROOT)) for p in sorted(runs)
                if not any(p == d or d in p.parents for d in declared)]
     assert not missing, f"dvc.yaml stage {stage} does not list: {missing}"
+
+
+def test_stages_declare_the_data_files_they_read():
+    """Data deps, from the code's own lists: train checks every prepared split (and hashes test for its
+    lineage) and reads the reference classifier; evaluate reads test, the model and the reference."""
+    from ssgan.data.parquet import SPLITS
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    deps = {name: {d.split("#")[0].strip() for d in stage["deps"]} for name, stage in stages.items()}
+    assert {f"data/prepared/{s}.parquet" for s in SPLITS} | {"models/reference.pt"} <= deps["train"]
+    assert {"data/prepared/test.parquet", "models/model.pt", "models/reference.pt"} <= deps["evaluate"]
+    assert "data/extra_labels.csv" in deps["prepare"]
