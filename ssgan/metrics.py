@@ -28,7 +28,7 @@ def test_accuracy_class(index: int) -> str:
     return f"{TEST_ACCURACY_CLASS}_{index}"
 
 
-EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, VAL_ACCURACY, VAL_ERROR)
+EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, LOSS_CONS, LOSS_VAT, LOSS_ENT, VAL_ACCURACY, VAL_ERROR)  # those reported
 
 
 def to_device(array: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

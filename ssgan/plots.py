@@ -12,7 +12,7 @@ import numpy as np
 
 from ssgan import metrics as M
 
-LOSSES = (M.LOSS_SUP, M.LOSS_UNL, M.LOSS_GEN)
+LOSSES = (M.LOSS_SUP, M.LOSS_UNL, M.LOSS_GEN, M.LOSS_CONS, M.LOSS_VAT, M.LOSS_ENT)
 
 
 def _png(fig) -> bytes:

@@ -51,7 +51,8 @@ def test_ema_weights_differ_from_raw_weights(prepared_dir, tiny_config):
 @pytest.mark.parametrize("mode", ["ssgan", "supervised"])
 def test_modes_report_their_losses(prepared_dir, tiny_config, mode):
     reports = _train(_with(tiny_config, mode=mode), prepared_dir).reports
-    expected = {"epoch", "step", "loss_sup", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
+    # The default recipe's consistency term on D is reported in both modes.
+    expected = {"epoch", "step", "loss_sup", "loss_cons", "val_accuracy", "val_error"} | ({"loss_unl", "loss_gen"} if mode == "ssgan" else set())
     assert set(reports[0]) == expected
     assert [(r["epoch"], r["step"]) for r in reports] == [(1, 3), (2, 6)]
     assert all(np.isfinite(v) for r in reports for v in r.values())
