@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _params(epochs=3, steps=30, **tune):
     return {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "epochs": epochs, "steps_per_epoch": steps, "num_workers": 1},
-            "tune": {"num_samples": 1, "max_concurrent_trials": 1, "grace_period": 1, "reduction_factor": 2, **tune}}
+            "tune": {"num_samples": 1, "max_concurrent_trials": 1, "grace_period": 1, "reduction_factor": 2, "epochs": epochs,
+                     **tune}}
 
 
 def _env():
