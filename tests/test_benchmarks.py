@@ -107,9 +107,14 @@ def test_ssl_gain_runs_four_arms_with_a_term(tmp_path, capfd):
     assert sorted(r["arm"] for r in runs) == ["ssgan", "ssgan+term", "supervised", "supervised+term"]
 
 
+def _no_terms():
+    """TINY_PARAMS with the default recipe's consistency term off: only the two faithful arms apply."""
+    return {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "consistency_weight": 0.0}}
+
+
 def test_ssl_gain_term_arms_need_a_term(tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    params.write_text(yaml.safe_dump(_no_terms()))
     with pytest.raises(SystemExit, match="the \\+term arms need a term"):
         ssl_gain.main(["--params", str(params), "--arms", "ssgan+term"])
     with pytest.raises(SystemExit, match="--arms 'gan': unknown arm gan"):
@@ -128,7 +133,7 @@ def test_step_speed_times_the_term_arms(tmp_path, capsys):
 def test_ssl_gain_prints_the_table_from_saved_runs(tmp_path, capsys):
     import json
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(TINY_PARAMS))
+    params.write_text(yaml.safe_dump(_no_terms()))
     run = {"seconds": 1.0, "peak_rss_mib": 1.0, "best_epoch": 1, "val_error": 0.1}
     (tmp_path / "a.json").write_text(json.dumps({"results": [
         {**run, "arm": "ssgan", "mode": "ssgan", "seed": s, "test_error": 0.1} for s in (0, 1)]}))
