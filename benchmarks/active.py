@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                 retrain[rule, seed] = pool.submit(_train, q, str(out))
             print(f"  seed {seed}: start {base['test_error']:.4f}; retraining {len(RULES)} rules", file=sys.stderr, flush=True)
         for (rule, seed), future in retrain.items():
-            results[rule, seed], val[rule, seed] = future.result()["test_error"], future.result()["val_error"]
+            done = future.result()
+            results[rule, seed], val[rule, seed] = done["test_error"], done["val_error"]
     print(f"\nactive learning on {params['data']['source']}: {args.start} labels/class, +{args.add}/class by each rule, "
           f"SSGAN {args.epochs} x {args.steps} steps, {args.seeds} seeds; {time.time() - start:.0f} s\n")
     print("| rule | val error (mean) | test error (mean ± std) | per seed | minus random (mean, per seed) |")

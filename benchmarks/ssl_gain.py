@@ -142,14 +142,6 @@ def main(argv: list[str] | None = None) -> None:
     for assignment in args.set + args.term:
         _override(base, assignment)
     base.setdefault("train", {})
-    try:
-        term_on = any(getattr(from_mapping(base, ("train",)).train, k) > 0 for k in TERM_WEIGHTS)
-    except ConfigError as err:
-        raise SystemExit(f"ssl_gain: {err}") from None
-    if not term_on:
-        arms = [a for a in arms if "+" not in a]
-        if not arms:
-            raise SystemExit("ssl_gain: the +term arms need a term: set one with --term train.consistency_weight=0.1 (or vat_weight, entropy_weight)")
     if args.device.startswith("cuda"):
         import torch
 
@@ -159,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
         config = from_mapping(base)  # a bad key fails here in one line, before any data is prepared
     except ConfigError as err:
         raise SystemExit(f"ssl_gain: {err}") from None
+    if not any(getattr(config.train, k) > 0 for k in TERM_WEIGHTS):
+        arms = [a for a in arms if "+" not in a]
+        if not arms:
+            raise SystemExit("ssl_gain: the +term arms need a term: set one with --term train.consistency_weight=0.1 (or vat_weight, entropy_weight)")
     if args.saved:  # e.g. the faithful arms and the +term arms, run at different times
         chosen = set(seeds(args))
         results = [r for path in args.saved for r in json.loads(path.read_text())["results"]

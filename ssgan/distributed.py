@@ -5,7 +5,6 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 from __future__ import annotations
 
 import functools
-
 import os
 import socket
 import sys

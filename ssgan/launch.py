@@ -14,7 +14,7 @@ from ssgan import metrics as M
 from ssgan import tracking
 from ssgan.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
-from ssgan.data.download import file_digest
+from ssgan.data.identity import split_md5
 from ssgan.data.parquet import check_prepared, describe
 from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, finish_run, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
@@ -55,14 +55,15 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
 SPLIT_CONTEXTS = {"labeled": "training", "unlabeled": "training", "val": "validation", "test": "test"}
 
 
-def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lineage: Mapping[str, str]) -> None:
-    """Tags that trace the run to its code and data, and the splits as MLflow datasets. Each dataset's
-    digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
-    tags = {"ssgan.source": source, DATA_KEY_TAG: data_key(data_dir), "ssgan.labels": str(describe(data_dir / "labeled.parquet")[1]),
+def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lineage: Mapping[str, str],
+                   key: str) -> None:
+    """Tags that trace the run to its code and data (`key`: the data key), and the splits as MLflow
+    datasets. Each dataset's digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
+    tags = {"ssgan.source": source, DATA_KEY_TAG: key, "ssgan.labels": str(describe(data_dir / "labeled.parquet")[1]),
             "ssgan.class_names": json.dumps(list(model.meta.class_names)), **lineage}
     for key, value in tags.items():
         tracking.set_tag(run, key, value)
-    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", file_digest(data_dir / f"{name}.parquet", "md5"), context)
+    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", split_md5(data_dir, name), context)
                                 for name, context in SPLIT_CONTEXTS.items()})
 
 
@@ -153,9 +154,10 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         md5 = hashlib.md5(files[outputs.model]).hexdigest()
         tracking.set_tag(run, MODEL_MD5_TAG, md5)
-        record_lineage(run, data_dir, source, model, lineage or {})
+        val_set = data_key(data_dir)  # md5 of val.parquet: computed once for the tags and the versions
+        record_lineage(run, data_dir, source, model, lineage or {}, val_set)
         tracking.register_models(run, uris, model_names(source),
-                                 {DATA_KEY_TAG: data_key(data_dir), **(lineage or {}), "ssgan.run_id": run.run_id}, md5)
+                                 {DATA_KEY_TAG: val_set, **(lineage or {}), "ssgan.run_id": run.run_id}, md5)
         atomic_write_many(files)
         finish_run(cluster, name)  # only now: a crash before this resumes from the final checkpoint
     except BaseException as err:

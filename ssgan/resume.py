@@ -95,7 +95,7 @@ def _lease_age(filesystem, path: str, now: float) -> float | None:
     try:
         with filesystem.open_input_stream(f"{path}/{LEASE_FILE}") as f:
             return now - float(json.loads(f.read())["renewed"])
-    except (OSError, FileNotFoundError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError):  # missing (FileNotFoundError is an OSError) or unreadable
         return None
 
 
@@ -110,6 +110,9 @@ def prune_runs(storage: str, finished: str, now: float | None = None, abandoned_
     for info in infos:
         if info.type != fs.FileType.Directory or not info.base_name.startswith(RUN_PREFIX):
             continue
-        age = None if info.base_name == finished else _lease_age(filesystem, info.path, now)
-        if info.base_name == finished or (age is not None and age > abandoned_after):
+        if info.base_name == finished:
+            filesystem.delete_dir(info.path)
+            continue
+        age = _lease_age(filesystem, info.path, now)
+        if age is not None and age > abandoned_after:
             filesystem.delete_dir(info.path)

@@ -4,6 +4,7 @@ through a `Session`, so the same loop runs in-process (benchmarks, tests) withou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol
@@ -81,7 +82,8 @@ def build_ema(tc: TrainConfig, d: torch.nn.Module) -> AveragedModel | None:
 
 
 def terms_of(tc: TrainConfig) -> Terms:
-    return Terms(tc.consistency_weight, tc.consistency_shift, tc.vat_weight, tc.vat_epsilon, tc.entropy_weight)
+    """The step's view of the train.* term keys (the same names in both dataclasses)."""
+    return Terms(**{f.name: getattr(tc, f.name) for f in dataclasses.fields(Terms)})
 
 
 def build_optimizers(tc: TrainConfig, d: torch.nn.Module, g: torch.nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
