@@ -19,7 +19,7 @@ from ssgan.data.parquet import check_prepared, describe
 from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, finish_run, fit, storage_uri
 from ssgan.fileio import atomic_write_many, csv_bytes
 from ssgan.images import grid_png, to_uint8
-from ssgan.plots import curves_png
+from ssgan.plots import curves_png, note_png
 from ssgan.promote import DATA_KEY_TAG, data_key, model_names
 from ssgan.quality import FID_CLASSIFIER_VAL
 from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
@@ -38,6 +38,10 @@ class TrainOutputs:
     curves: Path  # plots/curves.png
 
 
+# A supervised run never trains G: samples of its random init would read as a (terrible) result.
+NO_GENERATOR_NOTE = "train.mode: supervised: no generator was trained, so there are no samples"
+
+
 def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: int) -> bytes:
     """A conditional G gets one row per class; an unconditional one `rows` rows of `num_classes` samples."""
     rng = torch.Generator().manual_seed(seed)
@@ -50,6 +54,19 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
     with torch.no_grad():
         images = generator.eval()(latent, y).numpy()
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
+
+
+def output_files(cfg: Config, state: dict, outputs: TrainOutputs) -> dict[Path, bytes]:
+    """The train stage's files from the final training state: the val-selected model, its history,
+    the curves, and G's samples (a note instead when G was never trained)."""
+    best = state["best"]
+    model = model_from_payload(best)
+    columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER_VAL)
+                                  if any(m in row for row in state["history"])]]
+    samples = (sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes, cfg.train.seed)
+               if cfg.train.mode == "ssgan" else note_png(NO_GENERATOR_NOTE))
+    return {outputs.model: payload_bytes(best), outputs.history: csv_bytes(state["history"], columns),
+            outputs.samples: samples, outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
 
 
 SPLIT_CONTEXTS = {"labeled": "training", "unlabeled": "training", "val": "validation", "test": "test"}
@@ -142,15 +159,11 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run, skip=logged))
         best = state["best"]
         model = model_from_payload(best)
-        columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER_VAL)
-                                      if any(m in row for row in state["history"])]]
-        files = {outputs.model: payload_bytes(best),
-                 outputs.history: csv_bytes(state["history"], columns),
-                 outputs.samples: sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes,
-                                              cfg.train.seed),
-                 outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
-        tracking.log_artifact_bytes(run, {p.name: files[p] for p in (outputs.history, outputs.samples, outputs.curves)})
-        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS, generator=cfg.train.mode == "ssgan")
+        files = output_files(cfg, state, outputs)
+        trained_g = cfg.train.mode == "ssgan"
+        artifacts = (outputs.history, outputs.samples, outputs.curves) if trained_g else (outputs.history, outputs.curves)
+        tracking.log_artifact_bytes(run, {p.name: files[p] for p in artifacts})
+        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS, generator=trained_g)
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         md5 = hashlib.md5(files[outputs.model]).hexdigest()
         tracking.set_tag(run, MODEL_MD5_TAG, md5)

@@ -33,6 +33,16 @@ def confusion_png(counts: np.ndarray, class_names: Sequence[str]) -> bytes:
     return _png(confusion_figure(counts, class_names))
 
 
+def note_png(text: str) -> bytes:
+    """A small figure holding one message: stands in for a figure that would mislead (a declared
+    output must still exist for DVC)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 1))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return _png(fig)
+
+
 def curves_figure(history: Sequence[dict[str, float]], best_epoch: int, mode: str):
     """Val error and the losses against epoch, the epoch selected on val marked on both panels."""
     from matplotlib.figure import Figure

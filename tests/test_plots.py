@@ -1,7 +1,11 @@
 """The offline figures: what each panel shows, and that the PNG bytes are stable for a rerun."""
 import io
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from ssgan.plots import confusion_figure, confusion_png, curves_figure, curves_png
@@ -44,3 +48,20 @@ def test_pngs_are_images_and_byte_stable():
     assert Image.open(io.BytesIO(png)).size == (1000, 400)
     assert curves_png(HISTORY, 3, "ssgan") == png  # no timestamp: a rerun leaves DVC and git unchanged
     assert confusion_png(np.eye(2, dtype=int), ("a", "b"))[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("mode", ["ssgan", "supervised"])
+def test_train_outputs_show_samples_only_of_a_trained_generator(tiny_config, mode):
+    from ssgan.checkpoint import DataMeta, model_payload
+    from ssgan.launch import TrainOutputs, output_files
+    from ssgan.models import build_models
+
+    cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, mode=mode, sample_rows=2))
+    meta = DataMeta((1, 8, 8), 10, tuple(str(i) for i in range(10)), "digits")
+    d, g = build_models(cfg.model, meta.image_shape, meta.num_classes)
+    history = [{"epoch": 1, "step": 5, "val_error": 0.5, "loss_sup": 1.0}]
+    state = {"best": model_payload(cfg, meta, d, g, 1, 0.5), "history": history}
+    outputs = TrainOutputs(*(Path(n) for n in ("model.pt", "train.csv", "samples.png", "curves.png")))
+    samples = Image.open(io.BytesIO(output_files(cfg, state, outputs)[outputs.samples]))
+    # 2 rows x 10 columns of 8x8 samples with 1-pixel gaps, at 4x; the note: a 4 x 1 inch figure at 100 dpi.
+    assert samples.size == ((4 * (10 * 9 + 1), 4 * (2 * 9 + 1)) if mode == "ssgan" else (400, 100))
