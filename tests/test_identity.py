@@ -41,3 +41,19 @@ def test_keys_are_the_file_md5s_dvc_records(prepared_dir):
 def test_the_run_key_covers_the_training_code(prepared_dir, tiny_config):
     assert run_key(tiny_config, prepared_dir, code="a") != run_key(tiny_config, prepared_dir, code="b")
     assert run_key(tiny_config, prepared_dir, code="a") == run_key(tiny_config, prepared_dir, code="a")
+
+
+def test_each_split_is_read_once_until_it_changes(tmp_path, monkeypatch):
+    import os
+
+    from ssgan.data import identity
+
+    reads = []
+    monkeypatch.setattr(identity, "file_digest", lambda path, algo: reads.append(path) or file_digest(path, algo))
+    split = tmp_path / "val.parquet"
+    split.write_bytes(b"first")
+    first = [identity.split_md5(tmp_path, "val") for _ in range(3)]
+    assert len(reads) == 1 and first == [file_digest(split, "md5")] * 3
+    split.write_bytes(b"other")  # same size: the new mtime is what marks it rewritten
+    os.utime(split, ns=(1, 1))
+    assert identity.split_md5(tmp_path, "val") == file_digest(split, "md5") != first[0] and len(reads) == 2

@@ -12,6 +12,7 @@ they cover are byte-identical:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -23,7 +24,16 @@ TRAINING_SPLITS = ("labeled", "unlabeled", "val")  # what training reads (test i
 
 
 def split_md5(data_dir: Path, split: str) -> str:
-    return file_digest(Path(data_dir) / f"{split}.parquet", "md5")
+    path = (Path(data_dir) / f"{split}.parquet").resolve()
+    stat = path.stat()
+    return _md5_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _md5_of(path: str, size: int, mtime_ns: int) -> str:
+    # One training keys its run, its reference cache and its lineage on the same splits: read each
+    # file once per process. Size and mtime in the key make a rewritten file a new entry.
+    return file_digest(Path(path), "md5")
 
 
 def splits_digest(data_dir: Path, splits: tuple[str, ...] = SPLITS) -> str:
