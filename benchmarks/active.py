@@ -39,12 +39,12 @@ def _train(params: dict, data_dir: str) -> dict:
     import torch
 
     from ssgan import metrics as M
-    from ssgan.active import unlabeled_rows
-    from ssgan.checkpoint import model_from_payload
+    from ssgan.active.suggest import unlabeled_rows
+    from ssgan.training.checkpoint import model_from_payload
     from ssgan.config import from_mapping
     from ssgan.data.parquet import read_split
-    from ssgan.tracking import Classifier
-    from ssgan.train import LocalSession, TrainJob, run_training
+    from ssgan.tracking.runs import Classifier
+    from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     torch.set_num_threads(1)
     session = LocalSession()
@@ -67,7 +67,7 @@ def _prepare(params: dict, out: Path) -> None:
 
 
 def pick(rule: str, base: dict, n: int, seed: int) -> np.ndarray:
-    from ssgan.active import rank_unlabeled
+    from ssgan.active.suggest import rank_unlabeled
 
     if rule == "random":
         return np.random.default_rng([seed, 7]).choice(base["row_ids"], n, replace=False)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 def _sizes(params_path: str) -> dict[str, int]:
     from ssgan.config import from_mapping
-    from ssgan.models import build_models
+    from ssgan.training.models import build_models
 
     cfg = from_mapping(yaml.safe_load(Path(params_path).read_text()))
     shape = {"digits": (1, 8, 8)}.get(cfg.data.source, (1, 28, 28))

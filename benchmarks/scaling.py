@@ -3,7 +3,7 @@
     python benchmarks/scaling.py                                                    # digits MLP (params.yaml)
     python benchmarks/scaling.py --params benchmarks/params/fashion_mnist_100.yaml --steps 40
 
-Every arm runs the same per-worker loop (`ssgan.train.run_training`) with the same per-worker batch
+Every arm runs the same per-worker loop (`ssgan.training.loop.run_training`) with the same per-worker batch
 (`train.batch_size` labeled + as many unlabeled images), one CPU thread per worker, for `--epochs`
 epochs of `--steps` steps. samples/s counts the images of all workers (2 x batch x workers per
 step) over the steady epochs (all but the first); "first epoch" is the time from the start of the
@@ -47,7 +47,7 @@ def _summarise(name: str, start: float, epoch_times: list[float], steps: int, ba
 def in_process(cfg, data_dir: str) -> dict:
     import torch
 
-    from ssgan.train import LocalSession, TrainJob, run_training
+    from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     torch.set_num_threads(1)
     times: list[float] = []
@@ -68,7 +68,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, cfg, data_dir: str, log: 
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from ssgan.train import LocalSession, TrainJob, run_training
+    from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -104,8 +104,8 @@ def torch_ddp(cfg, data_dir: str, workers: int, tmp: Path) -> dict:
 
 def on_ray(cfg, data_dir: str, workers: int, storage: Path) -> dict:
     from ssgan.config import Cluster
-    from ssgan.distributed import fit
-    from ssgan.train import TrainJob
+    from ssgan.driver.fit import fit
+    from ssgan.training.loop import TrainJob
 
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_workers=workers))
     log = storage / f"epochs-{workers}.txt"
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ssgan.config import Cluster, from_mapping
     from ssgan.data.prepare import prepare
-    from ssgan.distributed import connect
+    from ssgan.driver.cluster import connect
 
     params = yaml.safe_load(Path(args.params).read_text())
     cfg = from_mapping(params)

@@ -59,10 +59,10 @@ def _one_run(params: dict, data_dir: str, device: str = "cpu", arm: str = "") ->
     import torch
 
     from ssgan import metrics as M
-    from ssgan.checkpoint import model_from_payload
+    from ssgan.training.checkpoint import model_from_payload
     from ssgan.config import from_mapping
     from ssgan.data.parquet import read_split
-    from ssgan.train import LocalSession, TrainJob, run_training
+    from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     class ProgressSession(LocalSession):
         """A Fashion-MNIST run takes minutes per epoch on a CPU: say where each run is."""

@@ -69,9 +69,9 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
                variant: str = "eager") -> dict:
     import torch
 
-    from ssgan.models import build_models, data_dependent_init
-    from ssgan.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
-    from ssgan.train import build_ema, build_optimizers, terms_of
+    from ssgan.training.models import build_models, data_dependent_init
+    from ssgan.training.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
+    from ssgan.training.loop import build_ema, build_optimizers, terms_of
 
     tc, classes, n = config.train, 10, config.train.batch_size
     torch.manual_seed(tc.seed)

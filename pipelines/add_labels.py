@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.active import check_new_labels, merged_labels_csv, read_labels_csv
+from ssgan.active.add_labels import check_new_labels, merged_labels_csv, read_labels_csv
 from ssgan.config import ConfigError
 from ssgan.data.parquet import describe
-from ssgan.fileio import atomic_write
+from ssgan.util.fileio import atomic_write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,15 +5,15 @@ import argparse
 import sys
 
 from pipelines import add_labels, curve, evaluate, fid, predict, prepare, promote, reference, sample, suggest, train, tune
-from ssgan.checkpoint import ModelFileError
+from ssgan.training.checkpoint import ModelFileError
 from ssgan.config import ConfigError
 from ssgan.data.catalog import DataSourceError
 from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
-from ssgan.distributed import ClusterError
-from ssgan.promote import PromotionError
-from ssgan.resume import CheckpointMismatchError
-from ssgan.sweep import SweepError
+from ssgan.driver.cluster import ClusterError
+from ssgan.tracking.promote import PromotionError
+from ssgan.driver.resume import CheckpointMismatchError
+from ssgan.sweep.tuner import SweepError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.curve import CurveOutputs, curve, summary
+from ssgan.sweep.curve import CurveOutputs, curve, summary
 
 OUTPUTS = CurveOutputs(csv=Path("plots/label_curve.csv"), png=Path("plots/label_curve.png"))
 

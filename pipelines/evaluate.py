@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.evaluate import EvaluateOutputs, evaluate
-from ssgan.quality import QUALITY_METRICS
+from ssgan.quality.evaluate import EvaluateOutputs, evaluate
+from ssgan.quality.measures import QUALITY_METRICS
 
 OUTPUTS = EvaluateOutputs(metrics=Path("metrics.json"), per_class=Path("plots/test_accuracy_class.csv"),
                           confusion=Path("plots/confusion.csv"), confusion_image=Path("plots/confusion.png"))
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"[ssgan] no reference classifier at {args.reference}: no fid_classifier_test (`ssgan reference` makes one)")
     weights = None
     if cfg.quality.inception:
-        from ssgan.inception import resolve_weights
+        from ssgan.quality.inception import resolve_weights
 
         weights = resolve_weights(cfg.quality.inception_weights, Path(P.data_config(args.params).cache_dir))
     results = evaluate(cfg.evaluate, args.model, args.data, OUTPUTS, P.tracking_uri(P.project_root()),

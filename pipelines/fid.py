@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from pipelines import params as P
-from ssgan import quality as Q
+from ssgan.quality import measures as Q
 from ssgan.data.catalog import DataSourceError
 
 
@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ssgan.feature_nets import classifier_outputs, inception_features, reference_from_payload
-    from ssgan.image_sets import load_image_set, native_shape
+    from ssgan.quality.feature_nets import classifier_outputs, inception_features, reference_from_payload
+    from ssgan.quality.image_sets import load_image_set, native_shape
 
     if args.n is not None and args.n < 2:
         raise DataSourceError(f"--n {args.n}: need at least 2 images per set")
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         def features(images):
             return classifier_outputs(net, images, args.batch_size, args.device)[0]
     else:
-        from ssgan.inception import load_inception, resolve_weights
+        from ssgan.quality.inception import load_inception, resolve_weights
 
         cfg = P.load_config(args.params, ("quality",))
         inception = load_inception(resolve_weights(cfg.quality.inception_weights, Path(P.data_config(args.params).cache_dir)))

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.fileio import atomic_write, csv_bytes
+from ssgan.util.fileio import atomic_write, csv_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ssgan.serving import load_classifier, read_images
+    from ssgan.tracking.serving import load_classifier, read_images
 
     P.use_project_store(args.model)
     model = load_classifier(args.model)

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.fileio import atomic_write, json_bytes
-from ssgan.promote import promote
+from ssgan.util.fileio import atomic_write, json_bytes
+from ssgan.tracking.promote import promote
 
 OUTPUT = Path("promotion.json")
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan.checkpoint import payload_bytes
-from ssgan.fileio import atomic_write
+from ssgan.training.checkpoint import payload_bytes
+from ssgan.util.fileio import atomic_write
 from ssgan.data.parquet import check_prepared
-from ssgan.reference import load_or_build
+from ssgan.quality.reference import load_or_build
 
 OUTPUT = Path("models/reference.pt")
 

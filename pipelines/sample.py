@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines import params as P
 from ssgan.data.catalog import DataSourceError
-from ssgan.fileio import atomic_write
+from ssgan.util.fileio import atomic_write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ssgan.serving import load_generator
+    from ssgan.tracking.serving import load_generator
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1 image")
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
         raise DataSourceError(f"--class {args.label}: outside 0..{g.num_classes - 1}")
     images = g.sample(args.n, args.label, args.seed)
     if args.format == "png":
-        from ssgan.images import grid_png
+        from ssgan.util.images import grid_png
 
         rows = int(np.ceil(np.sqrt(args.n)))
         padded = np.concatenate([images, np.zeros((rows * rows - len(images), *images.shape[1:]), np.uint8)])

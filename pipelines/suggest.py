@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import params as P
-from ssgan.active import SCORES, rank_unlabeled, unlabeled_rows
+from ssgan.active.suggest import SCORES, rank_unlabeled, unlabeled_rows
 from ssgan.data.catalog import DataSourceError
-from ssgan.fileio import atomic_write_many
+from ssgan.util.fileio import atomic_write_many
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     from PIL import Image
 
-    from ssgan.images import contact_sheet_png
-    from ssgan.serving import load_classifier
+    from ssgan.util.images import contact_sheet_png
+    from ssgan.tracking.serving import load_classifier
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan import launch
+from ssgan.driver import launch
 
 OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), history=Path("plots/train.csv"),
                               samples=Path("plots/samples.png"), curves=Path("plots/curves.png"))

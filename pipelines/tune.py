@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
-from ssgan import sweep
+from ssgan.sweep import tune as sweep
 
 OUTPUTS = sweep.SweepOutputs(best=Path("tune/best.yaml"), trials=Path("tune/trials.csv"))
 

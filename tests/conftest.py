@@ -34,7 +34,7 @@ def ray_local():
     import ray
 
     from ssgan.config import Cluster
-    from ssgan.distributed import connect
+    from ssgan.driver.cluster import connect
 
     connect(Cluster())
     yield

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ssgan.active import rank_unlabeled, uncertainty
+from ssgan.active.suggest import rank_unlabeled, uncertainty
 from ssgan.config import DataConfig
 from ssgan.data.prepare import prepare
 from ssgan.data.splits import SplitError
@@ -74,9 +74,9 @@ def _cli(project, *args):
 @pytest.fixture
 def trained(prepared_dir, tmp_path):
     """A project with prepared data and a model trained in-process (no Ray: only the model file matters here)."""
-    from ssgan.checkpoint import payload_bytes
+    from ssgan.training.checkpoint import payload_bytes
     from ssgan.config import from_mapping
-    from ssgan.train import LocalSession, TrainJob, run_training
+    from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
@@ -121,13 +121,13 @@ def test_suggest_then_add_labels(trained):
     relabeled = pq.read_table(trained / "data/prepared2/labeled.parquet").to_pydict()
     added = {r: l for r, l in zip(relabeled["index"], relabeled["label"]) if r in table["row_id"][:4]}
     assert added == {r: i % 10 for i, r in enumerate(table["row_id"][:4])}
-    from ssgan.promote import data_key
+    from ssgan.tracking.promote import data_key
     assert data_key(trained / "data/prepared2") == data_key(trained / "data/prepared")
 
 
 def test_curve_refuses_a_label_count_a_class_cannot_supply(tmp_path):
     from ssgan.config import Cluster
-    from ssgan.curve import CurveOutputs, curve
+    from ssgan.sweep.curve import CurveOutputs, curve
 
     params = {**TINY_PARAMS, "curve": {"labels": [2, 500], "seeds": 1}}
     with pytest.raises(SplitError) as err:
@@ -166,7 +166,7 @@ def test_label_curve_runs_both_modes_on_ray(prepared_dir, tmp_path):
 
 
 def test_suggest_on_a_split_with_no_unlabeled_rows_is_a_clear_error(tmp_path):
-    from ssgan.active import unlabeled_rows
+    from ssgan.active.suggest import unlabeled_rows
     from ssgan.data import parquet as P
     from ssgan.data.catalog import DataSourceError
 
@@ -181,7 +181,7 @@ def test_contact_sheet_captions_each_image_with_its_row_id():
 
     from PIL import Image
 
-    from ssgan.images import CAPTION_HEIGHT, contact_sheet_png
+    from ssgan.util.images import CAPTION_HEIGHT, contact_sheet_png
 
     images = np.full((12, 8, 8, 1), 255, np.uint8)  # white images: any dark pixel is caption text
     sheet = np.asarray(Image.open(io.BytesIO(contact_sheet_png(images, [str(1000 + i) for i in range(12)], cols=10, scale=2))))

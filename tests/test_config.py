@@ -20,8 +20,8 @@ PROJECT_SETTINGS = {"data.extra_labels"}
 
 def test_params_yaml_and_the_code_defaults_cannot_drift():
     """One source of defaults: a partial params file gets the recipe params.yaml documents."""
-    from ssgan.curve import curve_from_mapping
-    from ssgan.search_space import tune_from_mapping
+    from ssgan.sweep.curve import curve_from_mapping
+    from ssgan.sweep.space import tune_from_mapping
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     differing = [f"{k}: params.yaml {v!r}, code {d!r}" for k, (v, d) in _pairs(params).items()

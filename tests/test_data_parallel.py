@@ -9,9 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ssgan.data.parquet import read_split
-from ssgan.models import build_models
-from ssgan.step import Batch, discriminator_losses
-from ssgan.unlabeled_terms import Terms, weighted_sum
+from ssgan.training.models import build_models
+from ssgan.training.step import Batch, discriminator_losses
+from ssgan.training.unlabeled_terms import Terms, weighted_sum
 
 B = 8  # per-rank batch
 

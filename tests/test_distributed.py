@@ -2,9 +2,10 @@ import os
 
 import pytest
 
-from ssgan.distributed import Cluster, ClusterError, check_resources, epoch_callback, finish_run, fit
-from ssgan.resume import prune_runs
-from ssgan.train import TrainJob
+from ssgan.driver.cluster import Cluster, ClusterError, check_resources
+from ssgan.driver.fit import epoch_callback, finish_run, fit
+from ssgan.driver.resume import prune_runs
+from ssgan.training.loop import TrainJob
 
 
 def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path):
@@ -26,7 +27,7 @@ def test_two_worker_ray_train_run(ray_local, prepared_dir, tiny_config, tmp_path
 
 def test_prune_removes_only_the_finished_run_and_runs_abandoned_long_ago(tmp_path):
     """The storage may be shared: runs in progress elsewhere (fresh lease) and leaseless dirs are kept."""
-    from ssgan.resume import ABANDONED_AFTER_S, renew_lease
+    from ssgan.driver.resume import ABANDONED_AFTER_S, renew_lease
 
     now = 1_000_000_000.0
     renew_lease(str(tmp_path), "ssgan-done", now - 10)

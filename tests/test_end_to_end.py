@@ -40,10 +40,10 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     # The quality numbers are those of the saved G's seeded samples, recomputed here from the public pieces.
     import torch
 
-    from ssgan import quality as Q
-    from ssgan.checkpoint import load_model
-    from ssgan.feature_nets import classifier_outputs, reference_from_payload
-    from ssgan.models import generate_images
+    from ssgan.quality import measures as Q
+    from ssgan.training.checkpoint import load_model
+    from ssgan.quality.feature_nets import classifier_outputs, reference_from_payload
+    from ssgan.training.models import generate_images
 
     saved = load_model(project / "models/model.pt")
     net = reference_from_payload(torch.load(project / "models/reference.pt", weights_only=True))
@@ -175,7 +175,7 @@ def test_more_workers_than_local_cpus_is_refused_before_ray_starts(project, prep
     def no_ray(*_):
         raise AssertionError("Ray was started although the answer was known without it")
 
-    monkeypatch.setattr("ssgan.launch.connect", no_ray)
+    monkeypatch.setattr("ssgan.driver.launch.connect", no_ray)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["num_workers"] = os.cpu_count() + 1
     (project / "params.yaml").write_text(yaml.safe_dump(params))

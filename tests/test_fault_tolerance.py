@@ -11,7 +11,7 @@ import mlflow
 import ray
 from ray.util.state import list_actors
 
-from ssgan import launch
+from ssgan.driver import launch
 from ssgan.config import Cluster
 
 EPOCHS = 4

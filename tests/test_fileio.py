@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from ssgan.fileio import atomic_write, atomic_write_many, staging
+from ssgan.util.fileio import atomic_write, atomic_write_many, staging
 
 
 @pytest.fixture

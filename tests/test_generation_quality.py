@@ -1,16 +1,18 @@
 """The reference classifier, fid_classifier during training, Inception's weights and input, the seed_mlp preset."""
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from ssgan import quality as Q
-from ssgan import reference as R
+from ssgan.quality import measures as Q
+from ssgan.quality import reference as R
 from ssgan.data.catalog import DataSourceError
-from ssgan.feature_nets import classifier_outputs, inception_features, inception_input, reference_from_payload
-from ssgan.inception import WEIGHTS, resolve_weights
-from ssgan.train import LocalSession, TrainJob, run_training
+from ssgan.quality.feature_nets import classifier_outputs, inception_features, inception_input, reference_from_payload
+from ssgan.quality.inception import WEIGHTS, resolve_weights
+from ssgan.quality.probe import FidClassifierVal
+from ssgan.training.loop import LocalSession, TrainJob, run_training
 
 
 def test_reference_trains_on_the_pool_with_the_sources_labels_and_is_cached(tiny_config, prepared_dir, tmp_path, monkeypatch):
@@ -36,7 +38,8 @@ def test_training_scores_g_every_n_epochs_and_at_the_last(tiny_config, prepared_
     cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=3, num_workers=1),
                               quality=dataclasses.replace(tiny_config.quality, every_epochs=2, train_samples=50))
     session = LocalSession()
-    run_training(TrainJob(cfg, str(prepared_dir), reference=payload), session)
+    probe = FidClassifierVal(payload, samples=50, seed=cfg.train.seed)
+    run_training(TrainJob(cfg, str(prepared_dir), probe=pickle.loads(pickle.dumps(probe))), session)
     scored = [r["epoch"] for r in session.reports if Q.FID_CLASSIFIER_VAL in r]
     assert scored == [2, 3] and all(r[Q.FID_CLASSIFIER_VAL] > 0 for r in session.reports if Q.FID_CLASSIFIER_VAL in r)
     # Scoring G draws from its own generator: training itself is unchanged by it.
@@ -45,8 +48,24 @@ def test_training_scores_g_every_n_epochs_and_at_the_last(tiny_config, prepared_
     assert [r["val_error"] for r in plain.reports] == [r["val_error"] for r in session.reports]
 
 
+def test_fid_classifier_val_probe_is_the_fid_of_gs_samples_against_val(tiny_config, prepared_dir, tmp_path):
+    from ssgan.data.parquet import read_split
+    from ssgan.training.models import build_models, generate_images
+
+    payload = R.load_or_build(tiny_config.data, prepared_dir, tmp_path, epochs=2)
+    val = read_split(prepared_dir / "val.parquet").images
+    _, g = build_models(tiny_config.model, (1, 8, 8), 10)
+    probe = FidClassifierVal(payload, samples=40, seed=3)
+    net = reference_from_payload(payload)
+    expected = Q.fid(classifier_outputs(net, generate_images(g, 40, seed=3))[0], classifier_outputs(net, val)[0])
+    assert probe.name == Q.FID_CLASSIFIER_VAL and probe(g, val) == pytest.approx(expected, rel=1e-9)
+    probe(g, val)  # built once: what travels to a worker is the payload, never the built network
+    travelled = pickle.loads(pickle.dumps(probe))
+    assert travelled._net is None and travelled(g, val) == pytest.approx(expected, rel=1e-9)
+
+
 def test_inception_weights_resolution_order_and_error(tmp_path, monkeypatch):
-    from ssgan import inception
+    from ssgan.quality import inception
 
     given = tmp_path / "mine.pt"
     given.write_bytes(b"x")
@@ -94,7 +113,7 @@ def test_inception_input_and_features_pipeline():
 
 
 def test_seed_mlp_is_the_articles_network(tiny_config, prepared_dir):
-    from ssgan.models import build_models
+    from ssgan.training.models import build_models
 
     model = dataclasses.replace(tiny_config.model, arch="seed_mlp")
     d, g = build_models(model, (1, 28, 28), 10)

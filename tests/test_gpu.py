@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ssgan.batches import WorkerData, batch_stream
-from ssgan.checkpoint import model_from_payload
-from ssgan.models import build_models, data_dependent_init
-from ssgan.step import StepOptions, ema_update, ssgan_step
-from ssgan.train import LocalSession, TrainJob, run_training
+from ssgan.training.batches import WorkerData, batch_stream
+from ssgan.training.checkpoint import model_from_payload
+from ssgan.training.models import build_models, data_dependent_init
+from ssgan.training.step import StepOptions, ema_update, ssgan_step
+from ssgan.training.loop import LocalSession, TrainJob, run_training
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

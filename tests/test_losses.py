@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssgan import losses
+from ssgan.training import losses
 
 
 def test_unsupervised_closed_form_at_zero_logits():

@@ -23,7 +23,7 @@ import yaml
 from ray.cluster_utils import Cluster
 from ray.util.state import list_actors, list_nodes
 
-from ssgan import launch
+from ssgan.driver import launch
 from ssgan.config import Cluster as Where, from_mapping
 
 tmp, prepared = Path(sys.argv[1]), sys.argv[2]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssgan.plots import confusion_figure, confusion_png, curves_figure, curves_png
+from ssgan.util.plots import confusion_figure, confusion_png, curves_figure, curves_png
 
 HISTORY = [{"epoch": e, "loss_sup": 1.0 / e, "loss_unl": 0.5, "loss_gen": 2.0, "val_error": v}
            for e, v in zip((1, 2, 3, 4), (0.4, 0.2, 0.1, 0.15))]
@@ -52,9 +52,9 @@ def test_pngs_are_images_and_byte_stable():
 
 @pytest.mark.parametrize("mode", ["ssgan", "supervised"])
 def test_train_outputs_show_samples_only_of_a_trained_generator(tiny_config, mode):
-    from ssgan.checkpoint import DataMeta, model_payload
-    from ssgan.launch import TrainOutputs, output_files
-    from ssgan.models import build_models
+    from ssgan.training.checkpoint import DataMeta, model_payload
+    from ssgan.driver.launch import TrainOutputs, output_files
+    from ssgan.training.models import build_models
 
     cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, mode=mode, sample_rows=2))
     meta = DataMeta((1, 8, 8), 10, tuple(str(i) for i in range(10)), "digits")

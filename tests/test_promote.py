@@ -6,8 +6,9 @@ import mlflow
 import pytest
 
 from pipelines.params import git_lineage
-from ssgan import tracking
-from ssgan.promote import DATA_KEY_TAG, PromotionError, decide, model_names, promote
+from ssgan.tracking import runs as tracking
+from ssgan.tracking import registry
+from ssgan.tracking.promote import DATA_KEY_TAG, PromotionError, decide, model_names, promote
 
 
 def test_decide_reads_val_error_only():
@@ -101,14 +102,14 @@ def test_two_concurrent_promotions_cannot_both_win(tmp_path, monkeypatch):
     key = "digits-val200-0123456789ab"
     a, _ = _run(uri, tmp_path, "a", key, [0.3])
     b, _ = _run(uri, tmp_path, "b", key, [0.2])
-    read = tracking.version_by_alias
+    read = registry.version_by_alias
 
     def slow_read(*args, **kwargs):  # widen the window between reading the champion and moving the alias
         found = read(*args, **kwargs)
         time.sleep(0.5)
         return found
 
-    monkeypatch.setattr(tracking, "version_by_alias", slow_read)
+    monkeypatch.setattr(registry, "version_by_alias", slow_read)
     results = {}
     threads = [threading.Thread(target=lambda m=m: results.setdefault(m.name, promote(m, uri))) for m in (a, b)]
     for t in threads:

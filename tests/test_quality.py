@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ssgan.quality import fid, frechet_distance, gaussian_stats, inception_score, kid
+from ssgan.quality.measures import fid, frechet_distance, gaussian_stats, inception_score, kid
 
 
 def test_frechet_distance_of_gaussians_in_closed_form():
@@ -56,7 +56,7 @@ def test_inception_score_bounds():
 
 
 def test_kid_subsets_estimate_the_whole_set_value_and_are_seeded():
-    from ssgan.quality import mmd2_unbiased
+    from ssgan.quality.measures import mmd2_unbiased
 
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(600, 4)), rng.normal(size=(400, 4)) + 0.5
@@ -69,7 +69,7 @@ def test_kid_subsets_estimate_the_whole_set_value_and_are_seeded():
 
 
 def test_small_set_warning_names_the_set():
-    from ssgan.quality import small_set_warning
+    from ssgan.quality.measures import small_set_warning
 
     assert small_set_warning("a.parquet", 100, 64) is None
     line = small_set_warning("photos/", 6, 64)

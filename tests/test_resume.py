@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
-from ssgan import launch
+from ssgan.driver import launch
 from ssgan.config import Cluster
-from ssgan.models import build_models
-from ssgan.resume import CheckpointMismatchError, run_key
-from ssgan.train import LocalSession, TrainJob, build_ema, build_optimizers, restore, run_training
+from ssgan.training.models import build_models
+from ssgan.driver.resume import CheckpointMismatchError, run_key
+from ssgan.training.loop import LocalSession, TrainJob, build_ema, build_optimizers, restore, run_training
 from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,8 +158,8 @@ def test_a_resumed_run_logs_each_epoch_once_after_ctrl_c(tiny_config, tmp_path):
     resumes from epoch 2's checkpoint, trains epoch 3 again and must not log it a second time."""
     import mlflow
 
-    from ssgan import tracking
-    from ssgan.launch import open_run
+    from ssgan.tracking import runs as tracking
+    from ssgan.driver.launch import open_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first, _ = open_run(tiny_config, "key1", None, uri, tmp_path / "mlruns", "digits")

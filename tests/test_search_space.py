@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from ssgan.config import ConfigError
-from ssgan.search_space import check_space, check_trials, parse_space, sample_trials, tune_from_mapping, with_overrides
+from ssgan.sweep.space import check_space, check_trials, parse_space, sample_trials, tune_from_mapping, with_overrides
 from tests.conftest import TINY_PARAMS
 
 
@@ -57,29 +57,29 @@ def test_overrides_merge_into_a_copy():
 
 
 def test_optuna_missing_is_a_clear_error(monkeypatch):
-    from ssgan import sweep
+    from ssgan.sweep import tuner
 
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed: `import optuna` raises
     tc = tune_from_mapping({"tune": {"search": "optuna", "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}}})
     with pytest.raises(ConfigError, match=r"tune.search: optuna is not installed; `pip install -e '.\[optuna\]'`"):
-        sweep._search(tc, None)
+        tuner.search(tc, None)
 
 
 def test_optuna_space_when_installed():
     pytest.importorskip("optuna")
-    from ssgan import sweep
+    from ssgan.sweep import tuner
 
     tc = tune_from_mapping({"tune": {"search": "optuna", "seed": 3, "space": {
         "train.lr": {"loguniform": [1e-4, 1e-2]}, "train.batch_size": {"uniform": [8, 64]},
         "model.generator_loss": {"choice": ["feature_matching", "minimax"]}}}})
-    space, search_alg, num_samples = sweep._search(tc, None)
+    space, search_alg, num_samples = tuner.search(tc, None)
     assert type(search_alg).__name__ == "OptunaSearch" and num_samples == tc.num_samples
     assert set(space) == {"train.lr", "train.batch_size", "model.generator_loss"}
     assert 8 <= space["train.batch_size"].sample() <= 64 and isinstance(space["train.batch_size"].sample(), int)
 
 
 def test_the_unlabeled_terms_are_searchable_and_their_bounds_checked():
-    from ssgan.search_space import trial_config
+    from ssgan.sweep.space import trial_config
 
     space = parse_space({"train.consistency_weight": {"choice": [0.0, 0.1, 1.0]},
                          "train.vat_epsilon": {"loguniform": [0.5, 4.0]}})

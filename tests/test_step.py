@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ssgan.batches import index_stream
+from ssgan.training.batches import index_stream
 from ssgan.config import ModelConfig
-from ssgan.models import build_models, data_dependent_init
-from ssgan.step import Batch, StepOptions, ssgan_step, supervised_step
+from ssgan.training.models import build_models, data_dependent_init
+from ssgan.training.step import Batch, StepOptions, ssgan_step, supervised_step
 
 
 def _setup(model_cfg, seed=0, shape=(1, 8, 8), n=6):
@@ -121,7 +121,7 @@ def test_hidden_gains_stay_at_their_init_and_the_output_gain_trains(tiny_config)
 def test_ema_update_matches_averaged_model(tiny_config):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from ssgan.step import ema_update
+    from ssgan.training.step import ema_update
 
     torch.manual_seed(0)
     d, _ = build_models(tiny_config.model, (1, 8, 8), 10)

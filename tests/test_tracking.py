@@ -6,10 +6,12 @@ import pytest
 import torch
 from mlflow.exceptions import MlflowException
 
-from ssgan import tracking
-from ssgan.checkpoint import DataMeta, LoadedModel
+from ssgan.tracking import runs as tracking
+
+from ssgan.tracking import registry
+from ssgan.training.checkpoint import DataMeta, LoadedModel
 from ssgan.metrics import to_tensor
-from ssgan.models import build_models
+from ssgan.training.models import build_models
 
 
 def logged_models(uri: str, run_id: str) -> dict:
@@ -31,7 +33,7 @@ def test_mlflow_logging_into_temporary_sqlite_store(tmp_path, tiny_config):
     torch.manual_seed(0)
     d, g = build_models(tiny_config.model, (1, 8, 8), 10)
     model = LoadedModel(tiny_config, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0)
-    tracking.log_models(ref, model, ["torch"])
+    registry.log_models(ref, model, ["torch"])
     client = mlflow.MlflowClient(uri)
     assert client.get_run(ref.run_id).info.status == "RUNNING"  # FINISHED only once the driver says so
     tracking.end_run(ref)
@@ -74,8 +76,8 @@ def test_logged_generator_samples_equal_the_model_files(tmp_path, tiny_config, c
     """`ssgan sample`/`fid` on models:/… and on model.pt: one seed, the same latents, the same images."""
     import dataclasses
 
-    from ssgan.models import generate_images
-    from ssgan.serving import load_generator
+    from ssgan.training.models import generate_images
+    from ssgan.tracking.serving import load_generator
 
     cfg = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, conditional_generator=conditional,
                                                                      latent_dim=7))
@@ -83,12 +85,28 @@ def test_logged_generator_samples_equal_the_model_files(tmp_path, tiny_config, c
     ref = tracking.start_run(uri, "ssgan-test", {"model.latent_dim": 7}, tmp_path / "mlruns")
     torch.manual_seed(0)
     d, g = build_models(cfg.model, (1, 8, 8), 10)
-    tracking.log_models(ref, LoadedModel(cfg, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0), ["torch"])
+    registry.log_models(ref, LoadedModel(cfg, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0), ["torch"])
     tracking.end_run(ref)
-    served = load_generator(f"runs:/{ref.run_id}/generator")
+    with tracking.using_tracking_uri(uri):  # serving reads the process's URI, as the commands set it
+        served = load_generator(f"runs:/{ref.run_id}/generator")
     assert served.num_classes == (10 if conditional else 0)
     for label in (None, 3) if conditional else (None,):
         np.testing.assert_array_equal(served.sample(23, label, 5), generate_images(g, 23, 5, label=label))
+
+
+def test_logging_models_leaves_the_process_tracking_uri_and_environment_alone(tmp_path, tiny_config, monkeypatch):
+    import os
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    mlflow.set_tracking_uri(None)  # the process uses the environment's store
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ref = tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
+    d, g = build_models(tiny_config.model, (1, 8, 8), 10)
+    model = LoadedModel(tiny_config, DataMeta((1, 8, 8), 10, tuple("0123456789"), "digits"), d.eval(), g.eval(), 2, 1.0)
+    registry.register_models(ref, registry.log_models(ref, model, ["torch"]), {"classifier": "c", "generator": "g"}, {}, "md5")
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert registry.versions_with_md5(uri, "c", "md5") == "1"  # and the models went to the run's store
 
 
 def test_registry_gets_what_was_trained_once_per_model_file(tmp_path, tiny_config):
@@ -100,8 +118,8 @@ def test_registry_gets_what_was_trained_once_per_model_file(tmp_path, tiny_confi
     versions = []
     for md5 in ("aaa", "aaa", "bbb"):  # a rerun that reproduced the file, then another model
         ref = tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
-        versions.append(tracking.register_models(ref, tracking.log_models(ref, model, ["torch"]), names, {}, md5))
+        versions.append(registry.register_models(ref, registry.log_models(ref, model, ["torch"]), names, {}, md5))
     assert [v["classifier"] for v in versions] == ["1", "1", "2"]
-    assert tracking.versions_with_md5(uri, "ssgan-test-generator", "bbb") == "2"
+    assert registry.versions_with_md5(uri, "ssgan-test-generator", "bbb") == "2"
     supervised = tracking.start_run(uri, "ssgan-test", {}, tmp_path / "mlruns")
-    assert set(tracking.log_models(supervised, model, ["torch"], generator=False)) == {"classifier"}  # G never trained
+    assert set(registry.log_models(supervised, model, ["torch"], generator=False)) == {"classifier"}  # G never trained

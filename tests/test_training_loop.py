@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ssgan import metrics as M
-from ssgan.checkpoint import model_from_payload
-from ssgan.train import LocalSession, TrainJob, run_training
+from ssgan.training.checkpoint import model_from_payload
+from ssgan.training.loop import LocalSession, TrainJob, run_training
 
 
 def _train(cfg, data_dir, capsys=None):
@@ -113,7 +113,7 @@ def test_resumed_run_continues_bit_for_bit(prepared_dir, tiny_config, tmp_path):
 
 
 def test_epoch_seeds_do_not_collide():
-    from ssgan.train import epoch_seed
+    from ssgan.training.loop import epoch_seed
 
     states = {tuple(epoch_seed(0, rank, epoch).generate_state(4)) for rank in range(4) for epoch in range(1, 2001)}
     assert len(states) == 4 * 2000  # the old seed*100003 + rank*1009 + epoch repeated once epochs passed 1009

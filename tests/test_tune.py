@@ -11,9 +11,9 @@ import mlflow
 import pytest
 import yaml
 
-from ssgan import tracking
-from ssgan.search_space import tune_from_mapping
-from ssgan.trial_log import STOPPED_TAG, TRIAL_TAG, TrialLog
+from ssgan.tracking import runs as tracking
+from ssgan.sweep.space import tune_from_mapping
+from ssgan.sweep.trial_log import STOPPED_TAG, TRIAL_TAG, TrialLog
 from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_killed_sweep_resumes_without_rerunning_or_duplicating(prepared_dir, tmp
             break
         time.sleep(0.1)
     assert first.poll() is None, "the driver must die mid-sweep"
-    time.sleep(1.5)  # Tune saves its experiment state every second (ssgan.sweep.TUNE_ENV)
+    time.sleep(1.5)  # Tune saves its experiment state every second (ssgan.sweep.tuner.TUNE_ENV)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
 
@@ -180,7 +180,7 @@ def test_bad_sweep_is_one_line_and_nothing_written(prepared_dir, tmp_path, args,
 
 
 def test_tune_section_of_the_committed_params_is_valid():
-    from ssgan.search_space import check_space, sample_trials, check_trials
+    from ssgan.sweep.space import check_space, sample_trials, check_trials
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     tc = tune_from_mapping(params)

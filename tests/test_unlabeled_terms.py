@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from ssgan import losses
-from ssgan.models import Generator, build_models
-from ssgan.step import Batch, StepOptions, discriminator_losses, ema_average_fn, ema_update, ssgan_step, supervised_step
-from ssgan.unlabeled_terms import Terms, random_translate, vat_perturbation, weighted_sum
+from ssgan.training import losses
+from ssgan.training.models import Generator, build_models
+from ssgan.training.step import Batch, StepOptions, discriminator_losses, ema_average_fn, ema_update, ssgan_step, supervised_step
+from ssgan.training.unlabeled_terms import Terms, random_translate, vat_perturbation, weighted_sum
 
 ALL = Terms(consistency_weight=0.5, vat_weight=1.0, vat_epsilon=2.0, entropy_weight=0.1)
 

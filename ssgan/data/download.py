@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssgan.data.catalog import DataSourceError
-from ssgan.fileio import default_mode
+from ssgan.util.fileio import default_mode
 
 TIMEOUT_S = 60
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ssgan.fileio import staging
+from ssgan.util.fileio import staging
 
 METADATA_KEY = b"ssgan"
 SPLITS = ("labeled", "unlabeled", "val", "test")

@@ -16,8 +16,8 @@ from ssgan.data.catalog import Catalog, DataSourceError
 from ssgan.data.parquet import SPLITS, SplitWriter
 from ssgan.data.shuffle import ShufflingWriter
 from ssgan.data.splits import Splits, add_labeled, make_splits, read_extra_labels
-from ssgan.fileio import json_bytes, staging
-from ssgan.images import grid_png
+from ssgan.util.fileio import json_bytes, staging
+from ssgan.util.images import grid_png
 
 PREVIEW_PER_CLASS = 16  # the preview grid shows at most this many labeled examples per class
 

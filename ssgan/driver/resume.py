@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ssgan.checkpoint import STATE_FILE
+from ssgan.training.checkpoint import STATE_FILE
 from ssgan.config import Config, to_dict
 from ssgan.data.identity import TRAINING_SPLITS, splits_digest
 

@@ -1,5 +1,6 @@
-"""The per-worker training loop. It knows nothing of Tune or MLflow, and reaches Ray Train only
-through a `Session`, so the same loop runs in-process (benchmarks, tests) without Ray.
+"""The per-worker training loop. It imports no Ray, Tune or MLflow: it reaches Ray Train only through
+a `Session` (ssgan.driver.worker supplies Ray's), so the same loop runs in-process (benchmarks,
+tests) with a `LocalSession`.
 """
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ import torch
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
 
-from ssgan import losses
-from ssgan.batches import WorkerData, batch_stream
-from ssgan.checkpoint import load_training_state
+from ssgan.training import losses
+from ssgan.training.batches import WorkerData, batch_stream
+from ssgan.training.checkpoint import load_training_state
 from ssgan.config import Config, TrainConfig
 from ssgan.data.parquet import read_split
-from ssgan.models import build_models, data_dependent_init
-from ssgan.reporting import Rank0Reporter
-from ssgan.step import Batch, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
-from ssgan.unlabeled_terms import Terms
+from ssgan.training.models import build_models, data_dependent_init
+from ssgan.training.rank0 import GeneratorProbe, Rank0Reporter
+from ssgan.training.step import Batch, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
+from ssgan.training.unlabeled_terms import Terms
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ class TrainJob:
     config: Config
     data_dir: str
     run_key: str = ""  # stored in every checkpoint, so a resume can check it continues the same run
-    # The reference classifier's payload (ssgan.reference) when quality.every_epochs > 0: rank 0
-    # scores G with it. It travels with the job, so workers need no path to the driver's cache.
-    reference: dict[str, Any] | None = None
+    # Scores G on val at the epochs quality.every_epochs names (ssgan.quality.probe builds one from
+    # the reference classifier); it travels with the job, so workers need no path to the driver's cache.
+    probe: GeneratorProbe | None = None
 
 
 class Session(Protocol):
@@ -144,7 +145,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
     options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss, terms_of(tc))
-    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state, job.reference)
+    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state, job.probe)
                 if rank == 0 else None)
     if reporter:
         print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "
@@ -186,50 +187,3 @@ def run_training(job: TrainJob, session: Session) -> None:
             continue
         with tmp:
             session.report(metrics, Path(tmp.name))
-
-
-class RaySession:
-    """The Ray Train worker's view: rank, device, DDP wrapping, checkpoints and reports."""
-
-    def __init__(self) -> None:
-        import ray.train
-        import ray.train.torch
-
-        self._train, self._torch = ray.train, ray.train.torch
-        ctx = ray.train.get_context()
-        self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
-        self.device = ray.train.torch.get_device()
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return self._torch.prepare_model(model)
-
-    @contextlib.contextmanager
-    def restore(self) -> Iterator[Path | None]:
-        checkpoint = self._train.get_checkpoint()
-        if checkpoint is None:
-            yield None
-            return
-        with checkpoint.as_directory() as directory:
-            yield Path(directory)
-
-    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        checkpoint = self._train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        self._train.report(metrics, checkpoint=checkpoint)
-
-
-def _quiet_report_log() -> None:
-    """Ray Train 2.60 logs every report at INFO under a logger named by its *file path*, which
-    escapes RunConfig's LoggingConfig; silence that one logger so the per-epoch line stays readable."""
-    import logging
-
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # a Ray without that module logs differently
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
-
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """The function Ray Train runs on every rank."""
-    _quiet_report_log()
-    run_training(loop_config["job"], RaySession())

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from ssgan import losses
-from ssgan.unlabeled_terms import Terms, extra_views, term_losses, weighted_sum
+from ssgan.training import losses
+from ssgan.training.unlabeled_terms import Terms, extra_views, term_losses, weighted_sum
 
 
 @dataclass

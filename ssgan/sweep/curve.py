@@ -2,7 +2,7 @@
 
 Every (labels per class, seed) gets its own prepared splits (`data.seed` = the seed, so the
 labeled images differ between seeds too); every (labels, seed, mode) is one Ray Train run,
-launched through the same Tuner path as a sweep (ssgan.sweep.run_tuner) with a FIFO scheduler, and
+launched through the same Tuner path as a sweep (ssgan.sweep.tuner.run_tuner) with a FIFO scheduler, and
 logged as a child of one parent MLflow run. Each run selects its model on val; its test error is
 scored once, after selection, for the curve.
 """
@@ -20,15 +20,16 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from ssgan import metrics as M
-from ssgan import tracking
-from ssgan.config import Cluster, ConfigError, _require, flatten, from_mapping, section_from_mapping, to_dict
+from ssgan.tracking import runs as tracking
+from ssgan.config import Cluster, ConfigError, require, flatten, from_mapping, section_from_mapping, to_dict
 from ssgan.data.prepare import prepare
-from ssgan.distributed import check_local_cpus, check_storage, storage_uri
-from ssgan.fileio import atomic_write_many, csv_bytes
-from ssgan.plots import label_curve_png
-from ssgan.search_space import TRIAL_SECTIONS, TuneConfig, with_overrides
-from ssgan.sweep import TrialSpec, planned, run_tuner
-from ssgan.trial_log import OVERRIDES_TAG, SWEEP_TAG
+from ssgan.driver.cluster import check_local_cpus, check_storage, storage_uri
+from ssgan.util.fileio import atomic_write_many, csv_bytes
+from ssgan.util.plots import label_curve_png
+from ssgan.sweep.space import TRIAL_SECTIONS, TuneConfig, with_overrides
+from ssgan.sweep.trial import TrialSpec
+from ssgan.sweep.tuner import TunerSpec, planned, run_tuner
+from ssgan.sweep.trial_log import OVERRIDES_TAG, SWEEP_TAG
 
 KEYS = ("data.n_labeled_per_class", "data.seed", "train.seed", "train.mode")
 COLUMNS = ("labels_per_class", "labels", "mode", "seed", "val_error", "test_error", "best_epoch", "mlflow_run_id")
@@ -46,16 +47,16 @@ class CurveConfig:
     use_gpu: bool = False
 
     def validate(self, s: str) -> None:
-        _require(len(self.labels) >= 1 and min(self.labels) >= 1, f"{s}.labels", "a non-empty list of integers >= 1", self.labels)
-        _require(len(set(self.labels)) == len(self.labels), f"{s}.labels", "distinct counts", self.labels)
-        _require(self.seeds >= 1, f"{s}.seeds", "an integer >= 1", self.seeds)
-        _require(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes), f"{s}.modes",
+        require(len(self.labels) >= 1 and min(self.labels) >= 1, f"{s}.labels", "a non-empty list of integers >= 1", self.labels)
+        require(len(set(self.labels)) == len(self.labels), f"{s}.labels", "distinct counts", self.labels)
+        require(self.seeds >= 1, f"{s}.seeds", "an integer >= 1", self.seeds)
+        require(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes), f"{s}.modes",
                  "a non-empty list of ssgan | supervised", self.modes)
-        _require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
-        _require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"{s}.steps_per_epoch",
+        require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
+        require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, f"{s}.steps_per_epoch",
                  "null or an integer >= 1", self.steps_per_epoch)
-        _require(self.workers_per_run >= 1, f"{s}.workers_per_run", "an integer >= 1", self.workers_per_run)
-        _require(self.max_concurrent_runs is None or self.max_concurrent_runs >= 1, f"{s}.max_concurrent_runs",
+        require(self.workers_per_run >= 1, f"{s}.workers_per_run", "an integer >= 1", self.workers_per_run)
+        require(self.max_concurrent_runs is None or self.max_concurrent_runs >= 1, f"{s}.max_concurrent_runs",
                  "null or an integer >= 1", self.max_concurrent_runs)
 
 
@@ -108,9 +109,11 @@ def curve(params: Mapping[str, Any], outputs: CurveOutputs, work_dir: Path, trac
     open_parent = functools.partial(tracking.start_run, tracking_uri, f"ssgan-{data_cfg.source}",
                                     {**flatten(from_mapping(base, TRIAL_SECTIONS)), **{f"curve.{k}": v for k, v in to_dict(cc).items()}},
                                     artifact_root, f"curve {name}", {SWEEP_TAG: name, "ssgan.mode": "curve"})
-    parent = run_tuner(tc, spec, KEYS, planned(trials, data_dirs), None, 1, storage, tracking_uri, artifact_root,
-                       resume, open_parent, f"{len(trials)} runs ({len(cc.labels)} label counts x {cc.seeds} seeds x "
-                       f"{len(cc.modes)} modes), {cc.epochs} epochs each", "ssgan curve")
+    parent = run_tuner(TunerSpec(
+        tune=tc, trials=spec, keys=KEYS, param_space=planned(trials, data_dirs), storage=storage,
+        tracking_uri=tracking_uri, artifact_root=artifact_root, resume=resume, open_parent=open_parent,
+        describe=f"{len(trials)} runs ({len(cc.labels)} label counts x {cc.seeds} seeds x {len(cc.modes)} modes), "
+                 f"{cc.epochs} epochs each", command="ssgan curve"))
     classes = _num_classes(dirs)
     rows = [dict(r, labels=r["labels_per_class"] * classes) for r in curve_rows(tracking.child_runs(parent, M.TEST_ERROR))]
     if len(rows) < len(trials) or any(r["test_error"] is None for r in rows):

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from ssgan.config import Config, from_dict, to_dict
-from ssgan.fileio import atomic_write
-from ssgan.models import Discriminator, Generator, build_models
+from ssgan.util.fileio import atomic_write
+from ssgan.training.models import Discriminator, Generator, build_models
 
 STATE_FILE = "state.pt"
 

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import torch
 
 from ssgan import metrics as M
-from ssgan.checkpoint import atomic_save
+from ssgan.training.checkpoint import atomic_save
 from ssgan.config import DataConfig
 from ssgan.data.identity import splits_digest
 from ssgan.data.parquet import read_split
-from ssgan.feature_nets import reference_from_payload, reference_payload, train_reference, ReferenceClassifier
+from ssgan.quality.feature_nets import reference_payload, train_reference
 
 POOL_SPLITS = ("labeled", "unlabeled", "test")  # what the classifier is trained (and tested) on
 
@@ -63,7 +63,3 @@ def load_or_build(data_cfg: DataConfig, data_dir: Path, cache_dir: Path, epochs:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(payload, path)
     return payload
-
-
-def load_reference(payload: dict[str, Any]) -> ReferenceClassifier:
-    return reference_from_payload(payload)

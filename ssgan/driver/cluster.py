@@ -1,21 +1,18 @@
-"""The driver: connect to (or start) Ray, check resources, run the per-worker loop with a TorchTrainer.
+"""The cluster a training runs on: connect to (or start) Ray, check its resources and run storage.
 
-It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` on every rank.
+Ray reads its settings from environment variables; they are set here only for the calls that read
+them (`scoped_environ`) and restored afterwards, so the library leaves the process as it found it.
 """
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
 import socket
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Iterator, Mapping
 
-from ssgan.checkpoint import load_training_state
 from ssgan.config import Cluster
-from ssgan.resume import prune_runs, renew_lease
-from ssgan.train import TrainJob, train_loop_per_worker
 
 # Ray Train's controller polls workers every 2 s by default, which made each per-epoch report
 # block that long; 0.1 s keeps short epochs cheap. Its print patch would show every line twice.
@@ -30,6 +27,34 @@ class ClusterError(RuntimeError):
     """The Ray cluster cannot run the job as configured."""
 
 
+@contextlib.contextmanager
+def scoped_environ(defaults: Mapping[str, str], exact: Mapping[str, str] | None = None) -> Iterator[None]:
+    """For the block, set each of `defaults` the process does not already hold (a user's own value
+    wins) and each of `exact` as given; afterwards put back what was there. Ray reads these when it
+    starts processes, a trainer or a tuner, not after."""
+    exact = dict(exact or {})
+    before = {k: os.environ.get(k) for k in (*defaults, *exact)}
+    os.environ.update({k: v for k, v in defaults.items() if k not in os.environ})
+    os.environ.update(exact)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def import_ray():
+    """`import ray` with the settings Ray caches at import time."""
+    # "token" is 2.60's default for a new local instance; set explicitly it keeps auth on and drops
+    # the warning that it was turned on.
+    with scoped_environ({"RAY_AUTH_MODE": "token"}):
+        import ray
+    return ray
+
+
 def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     """Join the cluster at `cluster.address`, or start a private local Ray that never looks for others.
 
@@ -41,29 +66,23 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     checkout, a teammate) they would pick the wrong one or raise "Found multiple active Ray
     instances". So every Ray process we start is told the exact address through its runtime env.
     """
-    before_ray_import()
-    import ray
-
+    ray = import_ray()
     if ray.is_initialized():
         return
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
     if cluster.address is not None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
         env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
-        ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
+        with scoped_environ({"RAY_AUTH_MODE": "token", **RAY_ENV}):
+            ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
         _warm_autoscaling_coordinator()
         return
-    for key, value in LOCAL_RAY_ENV.items():
-        os.environ.setdefault(key, value)
     port = _free_port()
-    os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # the only way to choose the new GCS's port before it starts
-    try:
+    # The local raylet and every worker it starts inherit this environment; the GCS port is the
+    # only way to choose the new GCS's port before it starts.
+    with scoped_environ({"RAY_AUTH_MODE": "token", **RAY_ENV, **LOCAL_RAY_ENV}, {"RAY_GCS_SERVER_PORT": str(port)}):
         # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
         ray.init(address="local", num_cpus=local_cpus() + extra_cpus, log_to_driver=True,
                  runtime_env={"env_vars": {**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}})
-    finally:
-        os.environ.pop("RAY_GCS_SERVER_PORT", None)
     _warm_autoscaling_coordinator()
 
 
@@ -84,14 +103,6 @@ def _warm_autoscaling_coordinator(timeout_s: float = 120.0) -> None:
                 timeout=timeout_s)
     except Exception:  # noqa: BLE001 - a warm-up only: the controller retries on its own schedule
         pass
-
-
-def before_ray_import() -> None:
-    """Call before the first `import ray` of a process (the Tune driver imports it before connecting)."""
-    if "ray" not in sys.modules:
-        # Ray caches this at import. "token" is 2.60's default for a new local instance; setting it
-        # explicitly keeps auth on and drops the warning that it was turned on.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def _free_port() -> int:
@@ -134,77 +145,6 @@ def check_resources(num_workers: int, use_gpu: bool) -> None:
     total = ray.cluster_resources()
     kind = "GPU" if use_gpu else "CPU"
     _check(num_workers, total.get(kind, 0), kind, "the Ray cluster")
-
-
-def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None, renew: Callable[[], None]):
-    """A Ray Train callback that hands rank 0's per-epoch metrics to `on_epoch` on the driver side.
-
-    Ray runs it in the Train controller, which Ray pins to the driver's node, so `on_epoch` may
-    write the driver's files (the local MLflow store) while the workers run anywhere. Metrics are
-    passed on only once a checkpoint covering them is persisted: after a worker failure Ray
-    restarts from that checkpoint and repeats the later epochs, which must not be logged twice.
-    """
-    from ray.train import UserCallback
-
-    class EpochMetrics(UserCallback):
-        def __init__(self) -> None:
-            self.pending: list[dict[str, float]] = []
-
-        def after_report(self, run_context, metrics, checkpoint) -> None:
-            self.pending.append(metrics[0])
-            if checkpoint is not None:
-                renew()
-                for epoch_metrics in self.pending:
-                    if on_epoch is not None:
-                        on_epoch(epoch_metrics)
-                self.pending.clear()
-
-        def after_exception(self, run_context, worker_exceptions) -> None:
-            self.pending.clear()  # these epochs will be trained again from the last checkpoint
-
-    return EpochMetrics()
-
-
-def fit(job: TrainJob, cluster: Cluster, name: str,
-        on_epoch: Callable[[dict[str, float]], None] | None = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Train on the cluster; return the final training state (history, best-on-val model).
-
-    `on_epoch` (picklable: it runs in Ray's controller process) receives rank 0's metrics of each
-    epoch exactly once, with `epoch` and `step`. `callbacks` are further Ray Train callbacks (a
-    sweep's trial passes Tune's, which forwards every report to the Tune scheduler).
-    """
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    tc = job.config.train
-    connect(cluster)
-    check_resources(tc.num_workers, tc.use_gpu)
-    storage = storage_uri(cluster.storage_path)
-    renew_lease(storage, name)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"job": job},
-        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
-                                     resources_per_worker={"GPU": 1} if tc.use_gpu else {"CPU": 1}),
-        run_config=RunConfig(name=name, storage_path=storage,
-                             checkpoint_config=CheckpointConfig(num_to_keep=1),
-                             failure_config=FailureConfig(max_failures=tc.max_failures),
-                             callbacks=[epoch_callback(on_epoch, functools.partial(renew_lease, storage, name)),
-                                        *callbacks],
-                             # Ray Train logs every report at INFO; our per-epoch line says what matters.
-                             logging_config=LoggingConfig(log_level="WARNING")),
-    )
-    result = trainer.fit()
-    if result.checkpoint is None:
-        raise RuntimeError(f"Ray Train run {name!r} ended without a checkpoint")
-    with result.checkpoint.as_directory() as directory:
-        return load_training_state(Path(directory))
-
-
-def finish_run(cluster: Cluster, name: str) -> None:
-    """Once the caller has written all it owes (model file, MLflow), the run's directory goes, with
-    other runs abandoned long ago; until then a crash resumes from the final checkpoint."""
-    prune_runs(storage_uri(cluster.storage_path), finished=name)
 
 
 def check_storage(storage: str) -> None:

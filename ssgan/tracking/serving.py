@@ -13,8 +13,36 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from ssgan.data.catalog import DataSourceError
+
+class Classifier(nn.Module):
+    """The served classifier: images as `prepare` stores them (uint8, N x H x W x C) -> K class logits.
+
+    It scales to [0, 1] itself, so a user passes the Parquet splits' pixels (or a decoded PNG)
+    unchanged, and the uint8 signature refuses floats that would otherwise be scored silently wrong.
+    """
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        return self.discriminator(x)[0]
+
+
+class GeneratorFromInput(nn.Module):
+    """G with one input tensor: uniform noise, followed for a conditional G by a one-hot class."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator.net(z).view(-1, *self.generator.image_shape)
+
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -63,9 +91,6 @@ def load_classifier(spec: str) -> LoadedClassifier:
 
         k = None if names else logits(np.zeros((1, *shape), np.uint8)).shape[1]
         return LoadedClassifier(logits, shape, names or [str(i) for i in range(k)])
-    from ssgan.checkpoint import load_model
-    from ssgan.tracking import Classifier
-
     model = _load_file(spec)
     net = Classifier(model.discriminator).eval()
     c, h, w = model.meta.image_shape
@@ -90,8 +115,8 @@ def load_generator(spec: str) -> LoadedGenerator:
         net = mlflow.pytorch.load_model(spec)
 
         def sample(n: int, label: int | None, seed: int) -> np.ndarray:
-            from ssgan.images import to_uint8
-            from ssgan.models import latent_batches
+            from ssgan.util.images import to_uint8
+            from ssgan.training.models import latent_batches
 
             out = []
             with torch.no_grad():
@@ -100,7 +125,7 @@ def load_generator(spec: str) -> LoadedGenerator:
             return to_uint8(np.concatenate(out))
 
         return LoadedGenerator(sample, classes)
-    from ssgan.models import generate_images
+    from ssgan.training.models import generate_images
 
     g = _load_file(spec).generator
 
@@ -111,7 +136,7 @@ def load_generator(spec: str) -> LoadedGenerator:
 
 
 def _load_file(spec: str):
-    from ssgan.checkpoint import load_model
+    from ssgan.training.checkpoint import load_model
 
     if not Path(spec).exists():
         raise DataSourceError(f"{spec}: not found; give a model file (models/model.pt) or an MLflow model URI "

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from ssgan.config import SECTIONS, Config, ConfigError, _require, from_mapping, section_from_mapping
+from ssgan.config import SECTIONS, Config, ConfigError, require, from_mapping, section_from_mapping
 
 TRIAL_SECTIONS = ("data", "model", "train")  # what a trial's config is built from
 
@@ -54,19 +54,19 @@ class TuneConfig:
     seed: int = 0
 
     def validate(self, s: str) -> None:
-        _require(self.num_samples >= 1, f"{s}.num_samples", "an integer >= 1", self.num_samples)
-        _require(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1, f"{s}.max_concurrent_trials",
+        require(self.num_samples >= 1, f"{s}.num_samples", "an integer >= 1", self.num_samples)
+        require(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1, f"{s}.max_concurrent_trials",
                  "null or an integer >= 1", self.max_concurrent_trials)
-        _require(self.workers_per_trial >= 1, f"{s}.workers_per_trial", "an integer >= 1", self.workers_per_trial)
-        _require(self.epochs is None or self.epochs >= 1, f"{s}.epochs", "null or an integer >= 1", self.epochs)
-        _require(self.grace_period >= 1, f"{s}.grace_period", "an integer >= 1", self.grace_period)
-        _require(self.reduction_factor >= 2, f"{s}.reduction_factor", "an integer >= 2", self.reduction_factor)
-        _require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
+        require(self.workers_per_trial >= 1, f"{s}.workers_per_trial", "an integer >= 1", self.workers_per_trial)
+        require(self.epochs is None or self.epochs >= 1, f"{s}.epochs", "null or an integer >= 1", self.epochs)
+        require(self.grace_period >= 1, f"{s}.grace_period", "an integer >= 1", self.grace_period)
+        require(self.reduction_factor >= 2, f"{s}.reduction_factor", "an integer >= 2", self.reduction_factor)
+        require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
         if self.search == "optuna":
             for p in self.space:
-                _require(p.kind != "grid", f"{s}.space.{p.key}", "loguniform | uniform | choice with search: optuna "
+                require(p.kind != "grid", f"{s}.space.{p.key}", "loguniform | uniform | choice with search: optuna "
                          "(grid needs search: random)", p.kind)
-                _require(all(v is None or isinstance(v, (bool, int, float, str)) for v in p.values),
+                require(all(v is None or isinstance(v, (bool, int, float, str)) for v in p.values),
                          f"{s}.space.{p.key}", "numbers, strings or booleans as choices with search: optuna", list(p.values))
 
 
@@ -74,26 +74,26 @@ def parse_space(value: Any, s: str = "tune.space") -> tuple[SearchParam, ...]:
     """`tune.space` from params: dotted model./train. keys, each mapped to one distribution."""
     if value is None:
         return ()
-    _require(isinstance(value, Mapping), s, "a mapping of dotted keys (train.lr: {loguniform: [lo, hi]})", value)
+    require(isinstance(value, Mapping), s, "a mapping of dotted keys (train.lr: {loguniform: [lo, hi]})", value)
     space = []
     for key, spec in value.items():
         where = f"{s}.{key}"
         section, _, name = str(key).partition(".")
-        _require(section in ("model", "train"), where, "model.<key> or train.<key> (the prepared data is fixed "
+        require(section in ("model", "train"), where, "model.<key> or train.<key> (the prepared data is fixed "
                  "for a sweep)", key)
         fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
-        _require(name in fields, where, f"a key of {section}: {', '.join(fields)}", key)
-        _require(key not in NOT_SEARCHABLE, where, "not one of " + ", ".join(NOT_SEARCHABLE) +
+        require(name in fields, where, f"a key of {section}: {', '.join(fields)}", key)
+        require(key not in NOT_SEARCHABLE, where, "not one of " + ", ".join(NOT_SEARCHABLE) +
                  " (the sweep sets those through tune.workers_per_trial, tune.use_gpu, tune.epochs)", key)
         kinds = typing.get_args(Distribution)
-        _require(isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) in kinds, where,
+        require(isinstance(spec, Mapping) and len(spec) == 1 and next(iter(spec)) in kinds, where,
                  "one of {loguniform: [lo, hi]} | {uniform: [lo, hi]} | {choice: [...]} | {grid: [...]}", spec)
         kind, values = next(iter(spec.items()))
-        _require(isinstance(values, (list, tuple)) and len(values) >= 1, where, f"{kind}: a non-empty list", values)
+        require(isinstance(values, (list, tuple)) and len(values) >= 1, where, f"{kind}: a non-empty list", values)
         if kind in ("loguniform", "uniform"):
             numbers = len(values) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
             low = 0 if kind == "loguniform" else float("-inf")
-            _require(numbers and low < values[0] < values[1], where,
+            require(numbers and low < values[0] < values[1], where,
                      f"{kind}: [lo, hi] with {'0 < ' if kind == 'loguniform' else ''}lo < hi", values)
         space.append(SearchParam(str(key), kind, tuple(values)))
     return tuple(space)
@@ -182,20 +182,3 @@ def check_trials(params: Mapping[str, Any], trials: list[dict[str, Any]]) -> Non
             trial_config(params, overrides)
         except ConfigError as err:
             raise ConfigError(f"tune.space: drawn trial {i} {overrides} is refused by the train config check ({err})") from None
-
-
-def optuna_space(space: tuple[SearchParam, ...]) -> dict[str, Any]:
-    """The space in Ray Tune's distributions, for a searcher that draws adaptively (Optuna)."""
-    from ray import tune
-
-    out = {}
-    for p in space:
-        integer = field_hint(p.key) in (int, int | None)
-        lo, hi = p.values[0], p.values[-1]
-        if p.kind == "loguniform":
-            out[p.key] = tune.lograndint(int(lo), int(hi) + 1) if integer else tune.loguniform(lo, hi)
-        elif p.kind == "uniform":
-            out[p.key] = tune.randint(int(lo), int(hi) + 1) if integer else tune.uniform(lo, hi)
-        else:
-            out[p.key] = tune.choice(list(p.values))
-    return out

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ssgan import metrics as M
-from ssgan import tracking
+from ssgan.tracking import runs as tracking
+from ssgan.tracking import registry
 from ssgan.data.identity import val_key
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -76,7 +77,7 @@ def promote(model_path: Path, tracking_uri: str, force: bool = False) -> dict[st
     key, source = tags.get(DATA_KEY_TAG), tags.get("ssgan.source")
     names = model_names(source or "")
     # By the model file's md5: a rerun that reproduced a registered model reuses its version.
-    versions = {n: v for n in names.values() if (v := tracking.versions_with_md5(tracking_uri, n, md5)) is not None}
+    versions = {n: v for n in names.values() if (v := registry.versions_with_md5(tracking_uri, n, md5)) is not None}
     if key is None or names["classifier"] not in versions:
         raise PromotionError(f"MLflow run {run.run_id} registered no {names['classifier']} version; retrain it with `ssgan train`")
     with promotion_lock(tracking_uri, names["classifier"]):
@@ -106,7 +107,7 @@ def promotion_lock(tracking_uri: str, name: str) -> Iterator[None]:
 def _decide_and_alias(run, tags, key, source, names, versions, tracking_uri, force) -> dict[str, Any]:
     new_val = selected_val_error(run)
     test = tracking.metric_history(run, M.TEST_ERROR)
-    champion = tracking.version_by_alias(tracking_uri, names["classifier"], f"{CHAMPION}-{key}")
+    champion = registry.version_by_alias(tracking_uri, names["classifier"], f"{CHAMPION}-{key}")
     if champion is not None and champion["version"] == versions[names["classifier"]]:
         return {"promoted": True, "already": True, "version": champion["version"], "data_key": key, "name": names["classifier"],
                 "reason": "already the champion", "val_error": new_val}
@@ -115,13 +116,13 @@ def _decide_and_alias(run, tags, key, source, names, versions, tracking_uri, for
     alias = CHAMPION if decision.promote else CHALLENGER
     for kind, name in names.items():
         if name in versions:
-            tracking.set_version_aliases(tracking_uri, name, versions[name], [alias, f"{alias}-{key}"])
+            registry.set_version_aliases(tracking_uri, name, versions[name], [alias, f"{alias}-{key}"])
     test_text = f", test error {next(iter(test.values())):.4f}" if test else ""
     commit = tags.get("ssgan.git_commit", "unknown") + (" (dirty)" if tags.get("ssgan.git_dirty") == "true" else "")
     labels = f"{tags['ssgan.labels']} labels" if "ssgan.labels" in tags else "labels unknown"
     description = (f"{source}, {labels} ({key}); val error {new_val:.4f}{test_text}; commit {commit}; "
                    f"MLflow run {run.run_id}")
-    tracking.tag_version(tracking_uri, names["classifier"], versions[names["classifier"]],
+    registry.tag_version(tracking_uri, names["classifier"], versions[names["classifier"]],
                          {"ssgan.val_error": f"{new_val:.6f}", "ssgan.promotion": decision.reason}, description)
     return {"promoted": decision.promote, "already": False, "version": versions[names["classifier"]], "data_key": key,
             "reason": decision.reason, "val_error": new_val, "champion_version": champion["version"] if champion else None,

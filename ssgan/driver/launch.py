@@ -11,20 +11,23 @@ from typing import Mapping
 import torch
 
 from ssgan import metrics as M
-from ssgan import tracking
-from ssgan.checkpoint import model_from_payload, payload_bytes
+from ssgan.tracking import runs as tracking
+from ssgan.tracking import registry
+from ssgan.training.checkpoint import model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.identity import split_md5
 from ssgan.data.parquet import check_prepared, describe
-from ssgan.distributed import check_local_cpus, check_resources, check_storage, connect, finish_run, fit, storage_uri
-from ssgan.fileio import atomic_write_many, csv_bytes
-from ssgan.images import grid_png, to_uint8
-from ssgan.plots import curves_png, note_png
-from ssgan.promote import DATA_KEY_TAG, data_key, model_names
-from ssgan.quality import FID_CLASSIFIER_VAL
-from ssgan.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
-from ssgan.tracking import MODEL_MD5_TAG
-from ssgan.train import TrainJob
+from ssgan.driver.cluster import check_local_cpus, check_resources, check_storage, connect, storage_uri
+from ssgan.driver.fit import finish_run, fit
+from ssgan.util.fileio import atomic_write_many, csv_bytes
+from ssgan.util.images import grid_png, to_uint8
+from ssgan.util.plots import curves_png, note_png
+from ssgan.tracking.promote import DATA_KEY_TAG, data_key, model_names
+from ssgan.quality.measures import FID_CLASSIFIER_VAL
+from ssgan.quality.probe import FidClassifierVal
+from ssgan.driver.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
+from ssgan.tracking.runs import MODEL_MD5_TAG
+from ssgan.training.loop import TrainJob
 
 # The MLflow model environment: what loading the logged models needs (and faster than inferring it).
 MODEL_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
@@ -84,14 +87,16 @@ def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lin
                                 for name, context in SPLIT_CONTEXTS.items()})
 
 
-def _reference_payload(cfg: Config, path: Path | None) -> dict | None:
+def generator_probe(cfg: Config, path: Path | None) -> FidClassifierVal | None:
+    """fid_classifier_val during training, from the reference classifier at `path` when there is one."""
     if cfg.quality.every_epochs == 0:
         return None
     if path is None or not Path(path).exists():
         print(f"[ssgan] no reference classifier at {path}: training runs without fid_classifier_val "
               f"(`ssgan reference` makes one)", flush=True)
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return FidClassifierVal(torch.load(path, map_location="cpu", weights_only=True), cfg.quality.train_samples,
+                            cfg.train.seed)
 
 
 def open_run(cfg: Config, key: str, state: dict | None, tracking_uri: str, artifact_root: Path | None,
@@ -155,7 +160,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     check_resources(cfg.train.num_workers, cfg.train.use_gpu)
     run, logged = open_run(cfg, key, state, tracking_uri, artifact_root, source)
     try:
-        job = TrainJob(cfg, str(data_dir), key, reference=_reference_payload(cfg, reference))
+        job = TrainJob(cfg, str(data_dir), key, probe=generator_probe(cfg, reference))
         state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run, skip=logged))
         best = state["best"]
         model = model_from_payload(best)
@@ -163,13 +168,13 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         trained_g = cfg.train.mode == "ssgan"
         artifacts = (outputs.history, outputs.samples, outputs.curves) if trained_g else (outputs.history, outputs.curves)
         tracking.log_artifact_bytes(run, {p.name: files[p] for p in artifacts})
-        uris = tracking.log_models(run, model, MODEL_REQUIREMENTS, generator=trained_g)
+        uris = registry.log_models(run, model, MODEL_REQUIREMENTS, generator=trained_g)
         # evaluate finds this run by the model file's md5 (the same md5 dvc.lock records for it).
         md5 = hashlib.md5(files[outputs.model]).hexdigest()
         tracking.set_tag(run, MODEL_MD5_TAG, md5)
         val_set = data_key(data_dir)  # md5 of val.parquet: computed once for the tags and the versions
         record_lineage(run, data_dir, source, model, lineage or {}, val_set)
-        tracking.register_models(run, uris, model_names(source),
+        registry.register_models(run, uris, model_names(source),
                                  {DATA_KEY_TAG: val_set, **(lineage or {}), "ssgan.run_id": run.run_id}, md5)
         atomic_write_many(files)
         finish_run(cluster, name)  # only now: a crash before this resumes from the final checkpoint

@@ -128,7 +128,7 @@ def label_curve_png(stats: Sequence[dict]) -> bytes:
 
 def label_curve_figure(stats: Sequence[dict]):
     """Test error (mean ± std over seeds) against labels per class, log x, one line per mode; `stats` as
-    ssgan.curve.summary gives them."""
+    ssgan.sweep.curve.summary gives them."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4), layout="constrained")

@@ -8,10 +8,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ssgan.checkpoint import DataMeta
+from ssgan.training.checkpoint import DataMeta
 from ssgan.data.parquet import Split, describe, read_split
 from ssgan.metrics import to_device, to_tensor
-from ssgan.step import Batch
+from ssgan.training.step import Batch
 
 
 @dataclass

@@ -205,7 +205,7 @@ def latent_batches(latent_dim: int, num_classes: int, n: int, seed: int, batch_s
 @torch.no_grad()
 def generate_images(g: Generator, n: int, seed: int, batch_size: int = 500, label: int | None = None) -> np.ndarray:
     """`n` samples of G in eval mode as uint8 (N, H, W, C), from `latent_batches(seed)`."""
-    from ssgan.images import to_uint8
+    from ssgan.util.images import to_uint8
 
     device = next(g.parameters()).device
     was_training = g.training

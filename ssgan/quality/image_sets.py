@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ssgan.data.catalog import DataSourceError
-from ssgan.serving import MLFLOW_SCHEMES, load_generator, read_images
+from ssgan.tracking.serving import MLFLOW_SCHEMES, load_generator, read_images
 
 
 def native_shape(source: str) -> tuple[int, int, int] | None:
@@ -21,7 +21,7 @@ def native_shape(source: str) -> tuple[int, int, int] | None:
 
         return tuple(describe(path)[0]["shape"])
     if path.suffix == ".pt" and path.exists():
-        from ssgan.checkpoint import load_model
+        from ssgan.training.checkpoint import load_model
 
         c, h, w = load_model(path).meta.image_shape
         return h, w, c

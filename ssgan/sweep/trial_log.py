@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ssgan import metrics as M
-from ssgan import tracking
-from ssgan.quality import FID_CLASSIFIER_VAL
-from ssgan.tracking import RunRef
+from ssgan.tracking import runs as tracking
+from ssgan.quality.measures import FID_CLASSIFIER_VAL
+from ssgan.tracking.runs import RunRef
 
 SWEEP_TAG = "ssgan.sweep"  # on the parent alone (it is how `--resume` finds it): the sweep's name
 TRIAL_TAG = "ssgan.trial"  # on a child: "<sweep>/<Tune trial id>"
@@ -99,23 +99,3 @@ class TrialLog:
         seconds = time.time() - self.started.get(trial_id, time.time())
         print(f"[ssgan] trial {trial_id} {how}: {values}{score} epochs {epochs}/{self.max_epochs} ({seconds:.0f} s)",
               flush=True)
-
-
-def tune_callback(log: TrialLog, overrides_of: Callable[[Mapping[str, Any]], Mapping[str, Any]]):
-    """`log` as a Tune callback; `overrides_of(trial.config)` gives a trial's searched values."""
-    from ray.tune import Callback
-
-    class SweepTracker(Callback):
-        def on_trial_start(self, iteration, trials, trial, **info):
-            log.run(trial.trial_id, overrides_of(trial.config))
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            log.result(trial.trial_id, overrides_of(trial.config), result)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            log.complete(trial.trial_id, overrides_of(trial.config), trial.last_result)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            log.error(trial.trial_id, overrides_of(trial.config), str(getattr(trial, "error_msg", "") or "error"))
-
-    return SweepTracker()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssgan import losses
+from ssgan.training import losses
 from ssgan.metrics import LOSS_CONS, LOSS_ENT, LOSS_VAT
 
 # VAT's finite-difference step for the power iteration (Miyato et al. 2018 use 1e-6 on [0, 1] images).

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from ssgan import metrics as M
-from ssgan import quality as Q
-from ssgan import tracking
-from ssgan.checkpoint import LoadedModel, load_model
+from ssgan.quality import measures as Q
+from ssgan.tracking import runs as tracking
+from ssgan.training.checkpoint import LoadedModel, load_model
 from ssgan.config import EvaluateConfig, QualityConfig
 from ssgan.data.parquet import read_split
-from ssgan.fileio import atomic_write_many, csv_bytes, json_bytes
-from ssgan.plots import confusion_png
+from ssgan.util.fileio import atomic_write_many, csv_bytes, json_bytes
+from ssgan.util.plots import confusion_png
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ def generation_quality(model: LoadedModel, test_images: np.ndarray, quality: Qua
     `reference` exists, fid_inception when `inception_weights` is given."""
     import torch
 
-    from ssgan.feature_nets import classifier_outputs, inception_features, reference_from_payload
-    from ssgan.inception import load_inception
-    from ssgan.models import generate_images
+    from ssgan.quality.feature_nets import classifier_outputs, inception_features, reference_from_payload
+    from ssgan.quality.inception import load_inception
+    from ssgan.training.models import generate_images
 
     results: dict[str, float] = {}
     if reference is None and inception_weights is None:
