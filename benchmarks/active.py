@@ -5,7 +5,7 @@
 
 Per seed: prepare `--start` labels per class (data.seed = the seed), train SSGAN in-process, then let
 each rule pick `--add` x K images of the unlabeled split: `random` (seeded), and `entropy`,
-`margin`, `fake` from the trained classifier (ssgan.active: the rules `ssgan suggest` uses). The
+`margin`, `fake` from the trained classifier (ssgan.active.suggest: the rules `ssgan suggest` uses). The
 picked images get the source's own labels (a perfect annotator), go through `data.extra_labels`
 and `prepare` exactly as `ssgan add-labels` would, and SSGAN is retrained from scratch with the same
 seed. Selection is on val; test is scored once per model. Prints each rule's mean val error, mean ±

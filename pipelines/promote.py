@@ -1,7 +1,7 @@
 """DVC stage `promote` (after evaluate): the run that wrote models/model.pt -> registry aliases, promotion.json.
 
 Its classifier version becomes `champion` when its val error is lower than the champion's for the
-same data (ssgan.promote explains the scheme), else `challenger`; `--force` promotes regardless.
+same data (ssgan.tracking.promote explains the scheme), else `challenger`; `--force` promotes regardless.
 """
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ class TrainConfig:
     # The decay warms up as min(ema_decay, (1 + t) / (10 + t)) over the first updates t, so short
     # runs and early epochs score an average of recent weights, not mostly the initial ones.
     ema_warmup: bool = True
-    # D's extra unlabeled-data terms (ssgan.unlabeled_terms), in both modes; weight 0 is off.
+    # D's extra unlabeled-data terms (ssgan.training.unlabeled_terms), in both modes; weight 0 is off.
     consistency_weight: float = 1.0  # mean squared difference of two noisy views' class distributions
     consistency_shift: int = 0  # pixels of random translation of the second view
     vat_weight: float = 0.0  # KL between D's class distribution at x and at x + r_adv

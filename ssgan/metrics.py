@@ -9,7 +9,7 @@ from torch import nn
 LOSS_SUP = "loss_sup"
 LOSS_UNL = "loss_unl"
 LOSS_GEN = "loss_gen"
-# D's optional unlabeled-data terms (ssgan.unlabeled_terms), reported only when their weight is > 0.
+# D's optional unlabeled-data terms (ssgan.training.unlabeled_terms), reported only when their weight is > 0.
 LOSS_CONS = "loss_cons"
 LOSS_VAT = "loss_vat"
 LOSS_ENT = "loss_ent"

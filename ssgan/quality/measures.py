@@ -1,7 +1,7 @@
 """Generation quality: pure statistics on feature sets, and the metric names used everywhere.
 
 The statistics are the standard ones, as pytorch-fid, clean-fid and the KID paper define them;
-which network produces the features is `ssgan.feature_nets`' job:
+which network produces the features is `ssgan.quality.feature_nets`' job:
 
 - `fid_classifier_val`, `fid_classifier_test`, `kid_classifier_test`, `is_classifier`: in the penultimate features (and softmax)
   of a reference classifier trained once per prepared dataset on all of its train-pool labels.

@@ -3,6 +3,7 @@
 `TunerSpec`), the sweep command's outputs (`tune`), the trials' child MLflow runs (`trial_log`,
 written on the driver by a Tune callback), and the label curve (`curve`).
 
-May import: every other package except `ssgan.active`. `space` and `trial_log` import no Ray;
-trials and their workers never reach MLflow or the project folder.
+May import: every other package but one. Must never import `ssgan.active`, nor MLflow directly
+(its runs go through `ssgan.tracking`); `space` and `trial_log` import no Ray. Trials and their
+workers never reach MLflow or the project folder: what they learn leaves through Tune's reports.
 """

@@ -1,6 +1,6 @@
 """A sweep's trials in MLflow: one child run per trial under the sweep's parent, written on the driver.
 
-`TrialLog` is driven by Tune's callback hooks (ssgan.sweep wraps it in a `ray.tune.Callback`, which
+`TrialLog` is driven by Tune's callback hooks (ssgan.sweep.tuner wraps it in a `ray.tune.Callback`, which
 Tune calls in the driver process) and knows nothing of Ray. A trial's child run is found again by
 its tag after the driver restarts (`ssgan tune --resume`), and an epoch already logged is never
 logged twice: a trial restarted from its checkpoint reports its later epochs again.

@@ -1,7 +1,7 @@
 """MLflow runs: open, continue and close them; their params, metrics, tags, datasets and artifacts.
 
 Everything here runs on the driver side, never in a Ray worker or Tune trial (they may be other
-machines); a sweep's trials are logged by a Tune callback in the driver process (ssgan.sweep):
+machines); a sweep's trials are logged by a Tune callback in the driver process (ssgan.sweep.tuner):
 the driver opens one run per training (`start_run`); rank 0's per-epoch reports reach
 `log_epoch` through a Ray Train callback in the controller, on the driver's node; the driver
 logs the selected models and sample grid when training ends and tags the run with the md5 of

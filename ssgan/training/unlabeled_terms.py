@@ -2,7 +2,7 @@
 on D), virtual adversarial training (VAT) and conditional entropy.
 
 The same terms serve the SSGAN step and the supervised arm, which is the ablation that says what the
-GAN adds over the term alone. The losses themselves are pure functions in `ssgan.losses`; this module
+GAN adds over the term alone. The losses themselves are pure functions in `ssgan.training.losses`; this module
 builds the extra views of the unlabeled batch (a second noisy/translated copy, an adversarial copy)
 that the step sends through D in its one forward, and weighs the resulting losses.
 """

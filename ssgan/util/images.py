@@ -1,4 +1,4 @@
-"""Image grids as PNG bytes: generated samples, the labeled preview (figures with axes: ssgan.plots)."""
+"""Image grids as PNG bytes: generated samples, the labeled preview (figures with axes: ssgan.util.plots)."""
 from __future__ import annotations
 
 import io
