@@ -43,7 +43,7 @@ def _train(params: dict, data_dir: str) -> dict:
     from ssgan.training.checkpoint import model_from_payload
     from ssgan.config import from_mapping
     from ssgan.data.parquet import read_split
-    from ssgan.tracking.runs import Classifier
+    from ssgan.tracking.serving import Classifier
     from ssgan.training.loop import LocalSession, TrainJob, run_training
 
     torch.set_num_threads(1)

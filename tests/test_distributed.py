@@ -65,3 +65,18 @@ def test_epoch_callback_passes_each_epoch_once_across_a_restart():
     callback.after_report(None, [{"epoch": 4}, {}], checkpoint)
     assert logged == [1, 2, 3, 4]
     assert renewed == [0, 2]  # the lease is renewed at each checkpoint
+
+
+def test_scoped_environ_sets_for_the_block_and_puts_back_what_was_there(monkeypatch):
+    import os
+
+    from ssgan.driver.cluster import scoped_environ
+
+    monkeypatch.setenv("SSGAN_T_USER", "mine")
+    monkeypatch.delenv("SSGAN_T_NEW", raising=False)
+    monkeypatch.setenv("SSGAN_T_EXACT", "before")
+    with scoped_environ({"SSGAN_T_USER": "default", "SSGAN_T_NEW": "1"}, {"SSGAN_T_EXACT": "now"}):
+        assert os.environ["SSGAN_T_USER"] == "mine"  # the user's value wins over a default
+        assert os.environ["SSGAN_T_NEW"] == "1" and os.environ["SSGAN_T_EXACT"] == "now"
+    assert os.environ["SSGAN_T_USER"] == "mine" and "SSGAN_T_NEW" not in os.environ
+    assert os.environ["SSGAN_T_EXACT"] == "before"

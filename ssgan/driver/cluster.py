@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -46,13 +47,26 @@ def scoped_environ(defaults: Mapping[str, str], exact: Mapping[str, str] | None 
                 os.environ[key] = value
 
 
+# Ray caches its auth mode when first imported. "token" is 2.60's default for a new local instance;
+# set explicitly before the import, it keeps auth on without the warning that it was turned on.
+AUTH_ENV = {"RAY_AUTH_MODE": "token"}
+_ray_imported_with_auth_env = False  # whether this process's first `import ray` saw AUTH_ENV
+
+
 def import_ray():
-    """`import ray` with the settings Ray caches at import time."""
-    # "token" is 2.60's default for a new local instance; set explicitly it keeps auth on and drops
-    # the warning that it was turned on.
-    with scoped_environ({"RAY_AUTH_MODE": "token"}):
+    """`import ray`, with AUTH_ENV in force when this is the process's first import of Ray."""
+    global _ray_imported_with_auth_env
+    first = "ray" not in sys.modules
+    with scoped_environ(AUTH_ENV):
         import ray
+    _ray_imported_with_auth_env = _ray_imported_with_auth_env or (first and os.environ.get("RAY_AUTH_MODE") is None)
     return ray
+
+
+def _init_auth_env() -> dict[str, str]:
+    """AUTH_ENV for `ray.init` when Ray was imported under it (the driver's cached mode and the new
+    cluster's must agree); else nothing, and Ray turns token auth on for a new local instance itself."""
+    return dict(AUTH_ENV) if _ray_imported_with_auth_env else {}
 
 
 def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
@@ -72,14 +86,14 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     if cluster.address is not None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
         env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
-        with scoped_environ({"RAY_AUTH_MODE": "token", **RAY_ENV}):
+        with scoped_environ({**_init_auth_env(), **RAY_ENV}):
             ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
         _warm_autoscaling_coordinator()
         return
     port = _free_port()
     # The local raylet and every worker it starts inherit this environment; the GCS port is the
     # only way to choose the new GCS's port before it starts.
-    with scoped_environ({"RAY_AUTH_MODE": "token", **RAY_ENV, **LOCAL_RAY_ENV}, {"RAY_GCS_SERVER_PORT": str(port)}):
+    with scoped_environ({**_init_auth_env(), **RAY_ENV, **LOCAL_RAY_ENV}, {"RAY_GCS_SERVER_PORT": str(port)}):
         # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
         ray.init(address="local", num_cpus=local_cpus() + extra_cpus, log_to_driver=True,
                  runtime_env={"env_vars": {**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}})
