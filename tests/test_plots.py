@@ -52,7 +52,7 @@ def test_pngs_are_images_and_byte_stable():
 
 @pytest.mark.parametrize("mode", ["ssgan", "supervised"])
 def test_train_outputs_show_samples_only_of_a_trained_generator(tiny_config, mode):
-    from ssgan.training.checkpoint import DataMeta, model_payload
+    from ssgan.training.checkpoint import DataMeta, model_from_payload, model_payload
     from ssgan.driver.launch import TrainOutputs, output_files
     from ssgan.training.models import build_models
 
@@ -62,6 +62,6 @@ def test_train_outputs_show_samples_only_of_a_trained_generator(tiny_config, mod
     history = [{"epoch": 1, "step": 5, "val_error": 0.5, "loss_sup": 1.0}]
     state = {"best": model_payload(cfg, meta, d, g, 1, 0.5), "history": history}
     outputs = TrainOutputs(*(Path(n) for n in ("model.pt", "train.csv", "samples.png", "curves.png")))
-    samples = Image.open(io.BytesIO(output_files(cfg, state, outputs)[outputs.samples]))
+    samples = Image.open(io.BytesIO(output_files(cfg, state, model_from_payload(state["best"]), outputs)[outputs.samples]))
     # 2 rows x 10 columns of 8x8 samples with 1-pixel gaps, at 4x; the note: a 4 x 1 inch figure at 100 dpi.
     assert samples.size == ((4 * (10 * 9 + 1), 4 * (2 * 9 + 1)) if mode == "ssgan" else (400, 100))

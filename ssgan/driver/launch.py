@@ -13,7 +13,7 @@ import torch
 from ssgan import metrics as M
 from ssgan.tracking import runs as tracking
 from ssgan.tracking import registry
-from ssgan.training.checkpoint import model_from_payload, payload_bytes
+from ssgan.training.checkpoint import LoadedModel, model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
 from ssgan.data.identity import split_md5
 from ssgan.data.parquet import check_prepared, describe
@@ -59,11 +59,11 @@ def sample_grid(generator: torch.nn.Module, rows: int, num_classes: int, seed: i
     return grid_png(to_uint8(images), rows=rows, scale=4 if images.shape[-1] < 16 else 1)
 
 
-def output_files(cfg: Config, state: dict, outputs: TrainOutputs) -> dict[Path, bytes]:
-    """The train stage's files from the final training state: the val-selected model, its history,
-    the curves, and G's samples (a note instead when G was never trained)."""
+def output_files(cfg: Config, state: dict, model: LoadedModel, outputs: TrainOutputs) -> dict[Path, bytes]:
+    """The train stage's files from the final training state and its val-selected model (`model`,
+    loaded from state["best"]): the model file, its history, the curves, and G's samples (a note
+    instead when G was never trained)."""
     best = state["best"]
-    model = model_from_payload(best)
     columns = ["epoch", "step", *[m for m in (*M.EPOCH_METRICS, FID_CLASSIFIER_VAL)
                                   if any(m in row for row in state["history"])]]
     samples = (sample_grid(model.generator, cfg.train.sample_rows, model.meta.num_classes, cfg.train.seed)
@@ -164,7 +164,7 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
         state = fit(job, cluster, name=name, on_epoch=functools.partial(tracking.log_epoch, run, skip=logged))
         best = state["best"]
         model = model_from_payload(best)
-        files = output_files(cfg, state, outputs)
+        files = output_files(cfg, state, model, outputs)
         trained_g = cfg.train.mode == "ssgan"
         artifacts = (outputs.history, outputs.samples, outputs.curves) if trained_g else (outputs.history, outputs.curves)
         tracking.log_artifact_bytes(run, {p.name: files[p] for p in artifacts})
