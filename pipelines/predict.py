@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ssgan.tracking.serving import load_classifier, read_images
+    from ssgan.data.inputs import read_images
+    from ssgan.tracking.serving import load_classifier
 
     P.use_project_store(args.model)
     model = load_classifier(args.model)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from ssgan.data.catalog import DataSourceError
-from ssgan.tracking.serving import read_images
+from ssgan.data.inputs import read_images
 
 
 def _folder(tmp_path):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ssgan.data.catalog import DataSourceError
-from ssgan.tracking.serving import MLFLOW_SCHEMES, load_generator, read_images
+from ssgan.data.inputs import read_images
+from ssgan.tracking.serving import MLFLOW_SCHEMES, load_generator
 
 
 def native_shape(source: str) -> tuple[int, int, int] | None:
