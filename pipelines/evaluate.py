@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> None:
     results = evaluate(cfg.evaluate, args.model, args.data, OUTPUTS, P.tracking_uri(P.project_root()),
                        cfg.quality, reference, weights)
     where = f" and MLflow run {results['run_id']}" if results["run_id"] else ""
-    quality = " ".join(f"{k} {results[k]:.4f}" for k in QUALITY_METRICS if k in results)
+    quality = "".join(f"{k} {results[k]:.4f}; " for k in QUALITY_METRICS if k in results)
     print(f"[ssgan] test_accuracy {results['test_accuracy']:.4f} (test_error {results['test_error']:.4f}) "
-          f"for the model selected on val at epoch {results['best_epoch']}; {quality}; written to {OUTPUTS.metrics}{where}")
+          f"for the model selected on val at epoch {results['best_epoch']}; {quality}written to {OUTPUTS.metrics}{where}")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,39 @@ def test_seed_mlp_is_the_articles_network(tiny_config, prepared_dir):
     session = LocalSession()
     run_training(TrainJob(cfg, str(prepared_dir)), session)  # trains in the pipeline as the other archs do
     assert len(session.reports) == cfg.train.epochs and np.isfinite(session.reports[-1]["val_error"])
+
+
+def _model_file(cfg, mode, path):
+    from ssgan.training.checkpoint import DataMeta, model_payload
+    from ssgan.training.models import build_models
+
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mode=mode))
+    meta = DataMeta((1, 8, 8), 10, tuple(str(i) for i in range(10)), "digits")
+    torch.save(model_payload(cfg, meta, *build_models(cfg.model, meta.image_shape, meta.num_classes), 1, 0.5), path)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["ssgan", "supervised"])
+def test_evaluate_reports_generation_metrics_only_for_a_trained_generator(tiny_config, prepared_dir, tmp_path, mode):
+    """A supervised run's G is its random init: metrics.json (what `dvc exp show` lists) has no key for it."""
+    import json
+
+    from ssgan.quality.evaluate import EvaluateOutputs, evaluate
+
+    torch.save(R.load_or_build(tiny_config.data, prepared_dir, tmp_path, epochs=1), tmp_path / "reference.pt")
+    outputs = EvaluateOutputs(*(tmp_path / n for n in ("metrics.json", "class.csv", "confusion.csv", "confusion.png")))
+    quality = dataclasses.replace(tiny_config.quality, n_samples=50)
+    evaluate(tiny_config.evaluate, _model_file(tiny_config, mode, tmp_path / "model.pt"), prepared_dir, outputs,
+             f"sqlite:///{tmp_path / 'mlflow.db'}", quality, tmp_path / "reference.pt")
+    reported = set(json.loads(outputs.metrics.read_text())) & set(Q.QUALITY_METRICS)
+    assert reported == ({Q.FID_CLASSIFIER_TEST, Q.KID_CLASSIFIER_TEST, Q.IS_CLASSIFIER, Q.REFERENCE_TEST_ACCURACY}
+                        if mode == "ssgan" else set())
+
+
+def test_supervised_training_reports_no_fid_classifier_val(tiny_config, prepared_dir, tmp_path):
+    payload = R.load_or_build(tiny_config.data, prepared_dir, tmp_path, epochs=1)
+    cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, mode="supervised", num_workers=1),
+                              quality=dataclasses.replace(tiny_config.quality, every_epochs=1, train_samples=20))
+    session = LocalSession()
+    run_training(TrainJob(cfg, str(prepared_dir), probe=FidClassifierVal(payload, samples=20, seed=0)), session)
+    assert session.reports and not any(Q.FID_CLASSIFIER_VAL in r for r in session.reports)

@@ -13,10 +13,14 @@ from ssgan import metrics as M
 from ssgan.quality import measures as Q
 from ssgan.tracking import runs as tracking
 from ssgan.training.checkpoint import LoadedModel, load_model
-from ssgan.config import EvaluateConfig, QualityConfig
+from ssgan.config import Config, EvaluateConfig, QualityConfig
 from ssgan.data.parquet import read_split
 from ssgan.util.fileio import atomic_write_many, csv_bytes, json_bytes
 from ssgan.util.plots import confusion_png
+
+
+def trains_generator(config: Config) -> bool:
+    return config.train.mode == "ssgan"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class EvaluateOutputs:
 def generation_quality(model: LoadedModel, test_images: np.ndarray, quality: QualityConfig, reference: Path | None,
                        inception_weights: Path | None, batch_size: int) -> dict[str, float]:
     """G's `quality.n_samples` samples against the test split: the reference classifier's metrics when
-    `reference` exists, fid_inception when `inception_weights` is given."""
+    `reference` exists, fid_inception when `inception_weights` is given; none for a supervised run,
+    whose G is its random init (a number for it would read as a result in metrics.json and
+    `dvc exp show`, which shows an absent key as "-")."""
     import torch
 
     from ssgan.quality.feature_nets import classifier_outputs, inception_features, reference_from_payload
@@ -38,7 +44,7 @@ def generation_quality(model: LoadedModel, test_images: np.ndarray, quality: Qua
     from ssgan.training.models import generate_images
 
     results: dict[str, float] = {}
-    if reference is None and inception_weights is None:
+    if not trains_generator(model.config) or (reference is None and inception_weights is None):
         return results
     images = generate_images(model.generator, quality.n_samples, seed=model.config.train.seed)
     if reference is not None:
@@ -70,6 +76,9 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
     results = {M.TEST_ACCURACY: acc, M.TEST_ERROR: 1.0 - acc, M.VAL_ACCURACY: model.val_accuracy, M.BEST_EPOCH: model.epoch}
     generation = generation_quality(model, test.images, quality or QualityConfig(), reference, inception_weights,
                                     cfg.batch_size)
+    if not trains_generator(model.config):
+        print(f"[ssgan] {model_path} is a train.mode: supervised run: no generator was trained, so no generation "
+              f"metrics (fid/kid/is) are reported")
     results.update(generation)
     rows = [{"actual": names[a], "predicted": names[p]} for a, p in zip(test.labels, preds)]
     files = {outputs.metrics: json_bytes(results),

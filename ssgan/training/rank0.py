@@ -34,7 +34,8 @@ class Rank0Reporter:
         self.config, self.meta, self.val = config, meta, val
         self.history: list[dict[str, float]] = list(resumed["history"]) if resumed else []
         self.best: dict[str, Any] | None = resumed["best"] if resumed else None
-        self.probe = probe if config.quality.every_epochs > 0 else None
+        # A supervised run never trains G: a score of its random init would be logged as if it were one.
+        self.probe = probe if config.quality.every_epochs > 0 and config.train.mode == "ssgan" else None
 
     def end_epoch(self, epoch: int, step: int, stats: dict[str, float], d: nn.Module, g: nn.Module,
                   training_state: dict[str, Any]) -> tuple[dict[str, float], tempfile.TemporaryDirectory | None]:
