@@ -5,7 +5,7 @@ D returns (K class logits, features); the features (last hidden layer / global p
 feature matching compares. Images are in [0, 1], shaped (N, C, H, W).
 
 The MLP's features include the Gaussian noise that follows the last hidden layer; the paper's code
-matches the layer before that noise. We measured both (README, Results) and kept the one with the
+matches the layer before that noise. We measured both (docs/results.md, "Variants tried") and kept the one with the
 lower val error on digits and Fashion-MNIST.
 """
 from __future__ import annotations
