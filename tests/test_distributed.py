@@ -80,3 +80,43 @@ def test_scoped_environ_sets_for_the_block_and_puts_back_what_was_there(monkeypa
         assert os.environ["SSGAN_T_NEW"] == "1" and os.environ["SSGAN_T_EXACT"] == "now"
     assert os.environ["SSGAN_T_USER"] == "mine" and "SSGAN_T_NEW" not in os.environ
     assert os.environ["SSGAN_T_EXACT"] == "before"
+
+
+@pytest.mark.parametrize("address", [None, "127.0.0.1:6379"])
+def test_ray_workers_drop_only_the_placement_group_cleaners_notice(monkeypatch, address):
+    """Every Tune trial's Train controller ends before its placement group is removed, so Ray's cleaner
+    warned once per trial of a healthy sweep. Each Ray worker process installs a filter for that one
+    notice on the cleaner's own logger; its other warnings (a group it failed to remove) pass."""
+    import importlib
+    import logging
+
+    import ray
+    import ray.train.v2._internal.execution.controller.placement_group_cleaner as cleaner
+
+    from ssgan.driver import cluster
+
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(cluster, "_warm_autoscaling_coordinator", lambda: None)
+    cluster.connect(Cluster(address=address, worker_env=(("SSGAN_T", "1"),)))
+    module, name = seen["runtime_env"]["worker_process_setup_hook"].rsplit(".", 1)
+    assert seen["runtime_env"]["env_vars"]["SSGAN_T"] == "1"  # the worker env still travels with it
+
+    logger = logging.getLogger(cluster.PG_CLEANER_LOGGER)
+    assert cleaner.logger is logger  # the filter sits on the logger the cleaner logs to
+    before = list(logger.filters)
+    try:
+        hook = getattr(importlib.import_module(module), name)  # what Ray does in each worker process
+        hook()
+        hook()  # a worker that runs it twice gets one filter
+        added = [f for f in logger.filters if f not in before]
+        assert len(added) == 1
+
+        def passes(msg):
+            return added[0].filter(logging.LogRecord(logger.name, logging.WARNING, __file__, 1, msg, (), None))
+
+        assert not passes(f"{cluster.PG_CLEANER_NOTICE} (abc) is dead. Cleaning up placement group")
+        assert passes("Failed to clean up placement group: boom")
+    finally:
+        logger.filters[:] = before

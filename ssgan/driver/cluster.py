@@ -6,6 +6,7 @@ them (`scoped_environ`) and restored afterwards, so the library leaves the proce
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import sys
@@ -22,6 +23,32 @@ RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1", "RAY_TRAIN_ENABLE_PRINT_P
 # A private local Ray serves one training on one machine: nothing to preempt, and the watcher's
 # actor prints an error line from C++ on every run.
 LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+
+# Train V2 starts a detached placement-group cleaner per training that logs a warning when the
+# controller is gone and its group is not yet removed, which is how every Tune trial ends (finished or
+# stopped by ASHA): a healthy sweep printed it once per trial. That notice is dropped in Ray's
+# worker processes (where the cleaner runs); the same logger's failures (a group it could not
+# remove, an unreachable state API) still show.
+PG_CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+PG_CLEANER_NOTICE = "Detected that the Ray Train controller actor"
+WORKER_SETUP_HOOK = f"{__name__}.quiet_worker_notices"  # imported by name in each Ray worker process
+
+
+class _DropCleanupNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(PG_CLEANER_NOTICE)
+
+
+def quiet_worker_notices() -> None:
+    """Ray's worker_process_setup_hook: runs once in each Ray worker process, never in the driver."""
+    logger = logging.getLogger(PG_CLEANER_LOGGER)
+    if not any(isinstance(f, _DropCleanupNotice) for f in logger.filters):
+        logger.addFilter(_DropCleanupNotice())
+
+
+def _runtime_env(env_vars: Mapping[str, str]) -> dict:
+    return {"env_vars": dict(env_vars), "worker_process_setup_hook": WORKER_SETUP_HOOK}
 
 
 class ClusterError(RuntimeError):
@@ -87,7 +114,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
         env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
         with scoped_environ({**_init_auth_env(), **RAY_ENV}):
-            ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=True)
+            ray.init(address=cluster.address, runtime_env=_runtime_env(env), log_to_driver=True)
         _warm_autoscaling_coordinator()
         return
     port = _free_port()
@@ -96,7 +123,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
     with scoped_environ({**_init_auth_env(), **RAY_ENV, **LOCAL_RAY_ENV}, {"RAY_GCS_SERVER_PORT": str(port)}):
         # address="local" always starts a new instance and ignores RAY_ADDRESS and ray_current_cluster.
         ray.init(address="local", num_cpus=local_cpus() + extra_cpus, log_to_driver=True,
-                 runtime_env={"env_vars": {**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}})
+                 runtime_env=_runtime_env({**dict(cluster.worker_env), "RAY_ADDRESS": f"127.0.0.1:{port}"}))
     _warm_autoscaling_coordinator()
 
 
