@@ -27,6 +27,13 @@ def prepared_dir(tmp_path_factory) -> Path:
     return out
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs Ray in this process is a slow one too: `-m "not slow"` then starts no Ray at all."""
+    for item in items:
+        if "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One private local Ray instance for all tests that need it (start-up is the slow part), started

@@ -137,6 +137,7 @@ def test_curve_refuses_a_label_count_a_class_cannot_supply(tmp_path):
     assert not (tmp_path / "c.csv").exists()
 
 
+@pytest.mark.slow
 def test_label_curve_runs_both_modes_on_ray(prepared_dir, tmp_path):
     project = tmp_path / "project"
     project.mkdir()

@@ -16,6 +16,7 @@ import yaml
 from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here shares one real `dvc repro`, Ray included
 OUTPUTS = ("data/prepared", "models/model.pt", "models/reference.pt", "plots", "metrics.json", "promotion.json",
            "dvc.lock")
 

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 import yaml
 
 from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import json, socket, sys

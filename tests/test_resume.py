@@ -120,6 +120,7 @@ def _train_cli(project, prepared_dir):
                             text=True, start_new_session=True)
 
 
+@pytest.mark.slow
 def test_killed_driver_rerun_continues_the_same_run(prepared_dir, tmp_path):
     project = tmp_path / "project"
     project.mkdir()

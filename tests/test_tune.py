@@ -90,6 +90,7 @@ def test_trial_log_keeps_each_epoch_once_across_a_restart(tmp_path, capsys):
     assert "[ssgan] trial t_00002 failed: ValueError: nan loss: train.lr=1.0" in out
 
 
+@pytest.mark.slow
 def test_sweep_nests_trials_stops_a_poor_one_and_writes_the_outputs(prepared_dir, tmp_path):
     # Sequential trials: the second (an lr that cannot learn) meets the first's epoch-1 score at ASHA's rung 1.
     params = _params(space={"train.lr": {"grid": [0.03, 1e-9]}})
@@ -130,6 +131,7 @@ def test_sweep_nests_trials_stops_a_poor_one_and_writes_the_outputs(prepared_dir
     assert not [p.name for p in (project / ".ray_results").iterdir()]  # trial checkpoints cleaned up
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_rerunning_or_duplicating(prepared_dir, tmp_path):
     params = _params(epochs=3, steps=60, scheduler="fifo", space={"train.lr": {"grid": [0.01, 0.02, 0.03]}})
     project = _project(tmp_path, prepared_dir, params)
