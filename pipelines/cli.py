@@ -14,10 +14,11 @@ from ssgan.driver.cluster import ClusterError
 from ssgan.tracking.promote import PromotionError
 from ssgan.driver.resume import CheckpointMismatchError
 from ssgan.sweep.tuner import SweepError
+from ssgan.util.names import UnsafeNameError
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
-               CheckpointMismatchError, SweepError, PromotionError, FileNotFoundError)
+               CheckpointMismatchError, SweepError, PromotionError, UnsafeNameError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.name is not None:  # before anything is read: the name becomes a folder that is later deleted
+        from ssgan.util.names import check_name
+
+        check_name(args.name, "curve --name")
     params = P.load_params(args.params)
     P.load_config(args.params, ("data", "model", "train"))
     root = P.project_root()

@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> None:
     P.use_project_store(args.a, args.b)
     sets = [load_image_set(s, args.n, target, args.seed) for s in (args.a, args.b)]
     for source, images in zip((args.a, args.b), sets):
+        if len(images) < 2:  # a covariance needs two samples
+            raise DataSourceError(f"{source}: {len(images)} image(s); FID needs at least 2 per set")
+    for source, images in zip((args.a, args.b), sets):
         if args.metric == "classifier" and tuple(images.shape[1:]) != target:
             raise DataSourceError(f"{source}: images of shape {tuple(images.shape[1:])}; the reference classifier "
                                   f"takes {target} (H, W, C): a set of another dataset")

@@ -13,12 +13,25 @@ from ssgan.config import Cluster, Config, ConfigError, DataConfig, from_mapping
 DEFAULT_PARAMS = "params.yaml"
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a few hundred bytes of nested aliases expand to gigabytes
+    ("billion laughs"), and params never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"YAML aliases (*name) are not allowed in params, line {event.start_mark.line + 1}",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: params file not found; run from the project root or pass --params PATH")
     try:
-        params = yaml.safe_load(path.read_text()) or {}
+        params = yaml.load(path.read_text(), Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     return params

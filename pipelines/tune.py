@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.name is not None:  # before anything is read: the name becomes a folder that is later deleted
+        from ssgan.util.names import check_name
+
+        check_name(args.name, "tune --name")
     params = P.load_params(args.params)
     P.load_config(args.params, ("data", "model", "train"))  # the same checks, and messages, as `ssgan train`
     root = P.project_root()

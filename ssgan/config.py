@@ -7,6 +7,7 @@ message is one line naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ class ConfigError(ValueError):
 def require(ok: bool, key: str, allowed: str, value: Any) -> None:
     """A config check: the one-line error names the key, the value and what is allowed."""
     if not ok:
-        raise ConfigError(f"{key}: got {value!r}; allowed: {allowed}")
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."  # a huge value must not become a huge line
+        raise ConfigError(f"{key}: got {shown}; allowed: {allowed}")
 
 
 DataSource = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "idx", "image_folder", "parquet"]
@@ -219,6 +222,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return value
     if hint is float:
         require(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
+        # YAML reads .inf and .nan as floats; no param of a training means either.
+        require(math.isfinite(value), key, "a finite number", value)
         return float(value)
     if hint is str:
         require(isinstance(value, str), key, "a string", value)

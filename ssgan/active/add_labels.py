@@ -51,7 +51,7 @@ def merged_labels_csv(existing: Path | None, rows: np.ndarray, labels: np.ndarra
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row_id", "label"])
     if existing is not None and existing.exists():
-        with open(existing, newline="") as f:
+        with open(existing, newline="", encoding="utf-8-sig") as f:
             for record in csv.DictReader(f):
                 writer.writerow([record["row_id"], record["label"]])
     writer.writerows(zip(rows.tolist(), labels.tolist()))

@@ -16,7 +16,7 @@ def read_images(inputs: list[str], shape: tuple[int, int, int],
     """(names, uint8 images at `shape`) from image files, folders and Parquet files (a prepared split, or
     a column `image` of encoded bytes), converted by `prepare`'s own decoder. A file that does not
     decode is an error naming it; with a `skipped` list, its error line is appended there instead."""
-    from ssgan.data.transform import decode, fit_array
+    from ssgan.data.transform import SKIP_HINT, decode, fit_array
 
     names, images = [], []
     for item in inputs:
@@ -24,7 +24,8 @@ def read_images(inputs: list[str], shape: tuple[int, int, int],
         if not path.exists():
             raise DataSourceError(f"{item}: not found; give image files, a folder of images or a Parquet file")
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            # A folder named like an image is walked by rglob itself, not read as one.
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
             if not files:
                 raise DataSourceError(f"{item}: no images ({', '.join(IMAGE_EXTENSIONS)})")
         elif path.suffix == ".parquet":
@@ -36,11 +37,13 @@ def read_images(inputs: list[str], shape: tuple[int, int, int],
             files = [path]
         for f in files:
             try:
+                if not f.is_file():  # a FIFO or device named x.png would block read_bytes forever
+                    raise DataSourceError(f"{f}: not a regular file (a pipe, socket or device); give image files{SKIP_HINT}")
                 images.append(decode(f.read_bytes(), shape, True, str(f))[None])
             except DataSourceError as err:
                 if skipped is None:
                     raise
-                skipped.append(str(err))
+                skipped.append(str(err).removesuffix(SKIP_HINT))
                 continue
             names.append(str(f))
     if not names:

@@ -108,7 +108,8 @@ def parse_labels_csv(path: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not Path(path).exists():
         raise SplitError(f"{what}: {path} not found; give a CSV with the columns row_id,label")
     rows, labels = [], []
-    with open(path, newline="") as f:
+    # utf-8-sig: Excel writes a byte-order mark, which would otherwise glue itself to the first column name.
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"row_id", "label"} <= set(reader.fieldnames):
             raise SplitError(f"{what}: {path} needs the columns row_id,label")

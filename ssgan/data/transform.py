@@ -9,6 +9,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ssgan.data.catalog import DataSourceError
 
+# Said by every per-file image error: `predict` can skip such files instead of stopping.
+SKIP_HINT = "; with `ssgan predict`, --skip-bad skips such files"
 # PIL modes with a single intensity channel; anything else is treated as colour.
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
@@ -67,7 +69,7 @@ def decode(data: bytes, target: tuple[int, int, int], resize: bool, where: str) 
                 img.load()
                 img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
     except UnidentifiedImageError:  # its message names Pillow's BytesIO, not the user's file
-        raise DataSourceError(f"{where}: not a decodable image (no image format Pillow reads)") from None
+        raise DataSourceError(f"{where}: not a decodable image (no image format Pillow reads){SKIP_HINT}") from None
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
-        raise DataSourceError(f"{where}: not a decodable image ({err})") from None
+        raise DataSourceError(f"{where}: not a decodable image ({err}){SKIP_HINT}") from None
     return fit_pil(img, target, resize, where)

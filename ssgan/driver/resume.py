@@ -19,6 +19,7 @@ import torch
 from ssgan.training.checkpoint import STATE_FILE
 from ssgan.config import Config, to_dict
 from ssgan.data.identity import TRAINING_SPLITS, splits_digest
+from ssgan.util.names import UnsafeNameError, check_name, inside
 
 # Train params that change how a run is operated, not what it computes.
 OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
@@ -78,9 +79,16 @@ def check_same_run(state: dict[str, Any], key: str, where: str) -> None:
 def remove_run(storage: str, name: str) -> None:
     from pyarrow import fs
 
+    check_name(name, "run")
     filesystem, root = _filesystem(storage)
-    if filesystem.get_file_info(f"{root}/{name}").type == fs.FileType.Directory:
-        filesystem.delete_dir(f"{root}/{name}")
+    _delete_inside(filesystem, root, f"{root}/{name}", fs)
+
+
+def _delete_inside(filesystem, root: str, path: str, fs) -> None:
+    if not inside(root, path):  # whatever reached here, nothing outside the storage root is deleted
+        raise UnsafeNameError(f"{path}: refusing to delete, it is not inside the storage {root}")
+    if filesystem.get_file_info(path).type == fs.FileType.Directory:
+        filesystem.delete_dir(path)
 
 
 def renew_lease(storage: str, name: str, now: float | None = None) -> None:
@@ -111,8 +119,8 @@ def prune_runs(storage: str, finished: str, now: float | None = None, abandoned_
         if info.type != fs.FileType.Directory or not info.base_name.startswith(RUN_PREFIX):
             continue
         if info.base_name == finished:
-            filesystem.delete_dir(info.path)
+            _delete_inside(filesystem, root, info.path, fs)
             continue
         age = _lease_age(filesystem, info.path, now)
         if age is not None and age > abandoned_after:
-            filesystem.delete_dir(info.path)
+            _delete_inside(filesystem, root, info.path, fs)

@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -25,6 +24,7 @@ from ssgan.config import Cluster, ConfigError, require, flatten, from_mapping, s
 from ssgan.data.prepare import prepare
 from ssgan.driver.cluster import check_local_cpus, check_storage, storage_uri
 from ssgan.util.fileio import atomic_write_many, csv_bytes
+from ssgan.util.names import check_name, remove_tree_inside
 from ssgan.util.plots import label_curve_png
 from ssgan.sweep.space import TRIAL_SECTIONS, TuneConfig, with_overrides
 from ssgan.sweep.trial import TrialSpec
@@ -85,7 +85,7 @@ def curve(params: Mapping[str, Any], outputs: CurveOutputs, work_dir: Path, trac
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
     key = hashlib.sha256(json.dumps({"params": base, "curve": to_dict(cc)}, sort_keys=True).encode()).hexdigest()[:12]
-    name = name or f"curve-{key}"
+    name = check_name(name or f"curve-{key}", "curve --name")
     # Every split first: a label count a class cannot supply fails here, in one line, before any training.
     dirs = {}
     for labels in cc.labels:
@@ -124,7 +124,7 @@ def curve(params: Mapping[str, Any], outputs: CurveOutputs, work_dir: Path, trac
     tracking.log_artifact_bytes(parent, {p.name: b for p, b in files.items()})
     atomic_write_many(files)
     tracking.end_run(parent)
-    shutil.rmtree(Path(work_dir) / name, ignore_errors=True)  # the splits are reproducible from params
+    remove_tree_inside(Path(work_dir), Path(work_dir) / name)  # the splits are reproducible from params
     return rows
 
 

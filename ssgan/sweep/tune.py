@@ -23,6 +23,7 @@ from ssgan.sweep.trial_log import OVERRIDES_TAG, STOPPED_TAG, SWEEP_TAG
 from ssgan.sweep.tuner import SweepError, TunerSpec, remove_sweep_dirs, run_tuner, search
 from ssgan.tracking import runs as tracking
 from ssgan.util.fileio import atomic_write_many, csv_bytes
+from ssgan.util.names import check_name
 from ssgan.util.plots import sweep_png
 
 
@@ -53,7 +54,7 @@ def sweep(params: Mapping[str, Any], data_dir: Path, outputs: SweepOutputs, trac
     check_local_cpus(cluster, tc.workers_per_trial, tc.use_gpu)
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
-    name = name or f"sweep-{sweep_key(base, tc, data_dir)}"
+    name = check_name(name or f"sweep-{sweep_key(base, tc, data_dir)}", "tune --name")
     epochs = tc.epochs or trial_config(base, {}).train.epochs
     spec = TrialSpec(base, str(data_dir), cluster, name, epochs, tc.workers_per_trial, tc.use_gpu)
     keys = tuple(p.key for p in tc.space)

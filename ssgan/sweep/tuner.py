@@ -19,6 +19,7 @@ from ssgan import metrics as M
 from ssgan.config import ConfigError
 from ssgan.driver.cluster import check_resources, connect, import_ray, scoped_environ
 from ssgan.driver.resume import remove_run
+from ssgan.util.names import check_name
 from ssgan.sweep.space import SearchParam, TuneConfig, field_hint
 from ssgan.sweep.trial import TrialSpec, overrides_of, run_trial, trial_params
 from ssgan.sweep.trial_log import SWEEP_TAG, TrialLog
@@ -170,6 +171,7 @@ def default_concurrency(tc: TuneConfig) -> int:
 
 def remove_sweep_dirs(storage: str, name: str) -> None:
     """The Tune experiment and its trials' Ray Train runs (named <sweep>-<trial id>)."""
+    check_name(name, "sweep")
     from pyarrow import fs
 
     filesystem, root = fs.FileSystem.from_uri(storage)
