@@ -53,7 +53,10 @@ def repro_project(tmp_path_factory):
     shutil.copy(ROOT / "data" / "extra_labels.csv", project / "data")  # a dependency of prepare (empty)
     # dvc.yaml lists single quality.* keys (so an evaluate-only one does not retrain): they must be present.
     quality = yaml.safe_load((ROOT / "params.yaml").read_text())["quality"]
-    (project / "params.yaml").write_text(yaml.safe_dump({**TINY_PARAMS, "quality": quality}))
+    # One Ray worker: this file is about DVC and the stages' outputs; two workers (about 6 s more here)
+    # are test_distributed's and test_multinode's.
+    train = {**TINY_PARAMS["train"], "num_workers": 1}
+    (project / "params.yaml").write_text(yaml.safe_dump({**TINY_PARAMS, "train": train, "quality": quality}))
     assert _dvc(project, "init", "--no-scm", "-q").returncode == 0
     first = _dvc(project, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
