@@ -47,16 +47,20 @@ def test_mlflow_logging_into_temporary_sqlite_store(tmp_path, tiny_config):
 
     models = logged_models(uri, ref.run_id)
     assert set(models) == {"classifier", "generator"}
-    # The served classifier takes pixels as `prepare` stores them (uint8, N x H x W x C) and scales them itself.
+    # The served classifier takes pixels as `prepare` stores them (uint8, N x H x W x C), scales them itself
+    # and answers each image's class name and the class probabilities.
     pixels = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)
-    served = mlflow.pytorch.load_model(f"models:/{models['classifier'].model_id}")
-    torch.testing.assert_close(served(torch.from_numpy(pixels)), d(to_tensor(pixels))[0])
+    expected = torch.softmax(d(to_tensor(pixels))[0], dim=1).detach().numpy()
     pyfunc = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}")
-    np.testing.assert_allclose(pyfunc.predict(pixels), d(to_tensor(pixels))[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    answer = pyfunc.predict(pixels)
+    assert list(answer.columns) == ["class", "probability", "probabilities"]
+    np.testing.assert_allclose(np.stack(answer["probabilities"]), expected, rtol=1e-5, atol=1e-6)
+    assert list(answer["class"]) == [str(i) for i in expected.argmax(axis=1)]
     with pytest.raises(MlflowException, match="uint8"):  # floats 0..255 would be scored as if 255x brighter
         pyfunc.predict(pixels.astype(np.float32))
-    generator = mlflow.pytorch.load_model(f"models:/{models['generator'].model_id}")
-    assert generator(torch.rand(2, tiny_config.model.latent_dim)).shape == (2, 1, 8, 8)
+    generator = mlflow.pyfunc.load_model(f"models:/{models['generator'].model_id}")
+    images = generator.predict(np.random.default_rng(0).random((2, tiny_config.model.latent_dim), np.float32))
+    assert images.shape == (2, 8, 8, 1) and images.dtype == np.uint8
 
 
 def test_find_run_by_tag_returns_the_newest(tmp_path):

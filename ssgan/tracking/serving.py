@@ -2,12 +2,13 @@
 MLflow (models:/name@alias, models:/name/version, runs:/id/classifier). The images to score are read by
 `ssgan.data.inputs`.
 
-MLflow models load through `mlflow.pytorch.load_model`, so the signature and the code logged with
-them are what runs; their input size comes from that signature, their class names from the run.
+An MLflow model is read the way models/model.pt is: its weights-only payload (`ssgan_model.pt`,
+`torch.load(weights_only=True)`) is downloaded and nothing else of the version is used; so its input
+size and class names (any number) come from the payload, and no code of the registry ever runs.
 """
 from __future__ import annotations
 
-import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,8 @@ import torch
 from torch import nn
 
 from ssgan.data.catalog import DataSourceError
+from ssgan.training.checkpoint import ModelFileError
+
 
 class Classifier(nn.Module):
     """The served classifier: images as `prepare` stores them (uint8, N x H x W x C) -> K class logits.
@@ -34,18 +37,12 @@ class Classifier(nn.Module):
         return self.discriminator(x)[0]
 
 
-class GeneratorFromInput(nn.Module):
-    """G with one input tensor: uniform noise, followed for a conditional G by a one-hot class."""
-
-    def __init__(self, generator: nn.Module) -> None:
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator.net(z).view(-1, *self.generator.image_shape)
-
-
 MLFLOW_SCHEMES = ("runs:/", "models:/")
+# What a model ssgan logs to MLflow holds (ssgan.tracking.pyfunc_models): the weights-only payload
+# at artifacts/PAYLOAD, the class names as JSON, and metadata["ssgan_format"] == FORMAT.
+PAYLOAD = "ssgan_model.pt"
+CLASS_NAMES = "class_names.json"  # in the order of the served `probabilities`
+FORMAT = 1
 
 
 @dataclass
@@ -66,32 +63,42 @@ class LoadedGenerator:
     num_classes: int  # 0 for an unconditional G
 
 
-def _mlflow_info(uri: str):
-    import mlflow
+def _mlflow_model(uri: str, kind: str):
+    """The ssgan model an MLflow URI names, read from its weights-only payload alone: nothing in the
+    version is imported or unpickled. A version without that payload (logged by an older ssgan, or
+    not by ssgan) is refused; so is one whose payload torch cannot read weights-only."""
+    import mlflow.artifacts
+    from mlflow.models import Model
 
-    try:
-        info = mlflow.models.get_model_info(uri)
-    except Exception as err:  # MLflow raises several types for a missing model or alias
-        raise DataSourceError(f"{uri}: no such MLflow model ({str(err).splitlines()[0][:200]})") from None
-    return info, mlflow.get_run(info.run_id).data
+    from ssgan.training.checkpoint import model_from_payload
+
+    with tempfile.TemporaryDirectory(prefix="ssgan-model-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except Exception as err:  # MLflow raises several types for a missing model, version or alias
+            raise DataSourceError(f"{uri}: no such MLflow model ({str(err).splitlines()[0][:200]})") from None
+        try:
+            metadata = Model.load(str(local / "MLmodel")).metadata or {}
+        except Exception:  # no MLmodel, or not YAML: not a model at all
+            metadata = {}
+        payload = local / "artifacts" / PAYLOAD
+        if metadata.get("ssgan_format") != FORMAT or not payload.is_file() or payload.is_symlink():
+            raise ModelFileError(f"{uri}: not an ssgan weights-only model (no artifacts/{PAYLOAD}: logged by an older ssgan "
+                                 f"or by another tool); ssgan never unpickles registry content: register it again with "
+                                 f"this ssgan (`ssgan train` / `dvc repro`), or pass the model file (models/model.pt)")
+        if metadata.get("ssgan_kind") != kind:
+            raise DataSourceError(f"{uri}: an ssgan {metadata.get('ssgan_kind')} model, not a {kind}; give the "
+                                  f"ssgan-<source>-{kind} model")
+        try:
+            return model_from_payload(torch.load(payload, map_location="cpu", weights_only=True))
+        except Exception as err:  # a pickle with code in it, a damaged file, or a dict of the wrong layout
+            raise ModelFileError(f"{uri}: artifacts/{PAYLOAD} is not a weights-only ssgan payload "
+                                 f"({type(err).__name__}); nothing in it was run; register the model again with this "
+                                 f"ssgan, and check who can write to this registry (docs/registry.md)") from None
 
 
 def load_classifier(spec: str) -> LoadedClassifier:
-    if spec.startswith(MLFLOW_SCHEMES):
-        import mlflow.pytorch
-
-        info, run = _mlflow_info(spec)
-        shape = tuple(int(d) for d in info.signature.inputs.inputs[0].shape[1:])
-        net = mlflow.pytorch.load_model(spec)
-        names = json.loads(run.tags.get("ssgan.class_names", "null") or "null")
-
-        def logits(images: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return net(torch.from_numpy(images)).numpy()
-
-        k = None if names else logits(np.zeros((1, *shape), np.uint8)).shape[1]
-        return LoadedClassifier(logits, shape, names or [str(i) for i in range(k)])
-    model = _load_file(spec)
+    model = _mlflow_model(spec, "classifier") if spec.startswith(MLFLOW_SCHEMES) else _load_file(spec)
     net = Classifier(model.discriminator).eval()
     c, h, w = model.meta.image_shape
 
@@ -103,31 +110,9 @@ def load_classifier(spec: str) -> LoadedClassifier:
 
 
 def load_generator(spec: str) -> LoadedGenerator:
-    if spec.startswith(MLFLOW_SCHEMES):
-        import mlflow.pytorch
-
-        info, run = _mlflow_info(spec)
-        if info.metadata and "latent_dim" in info.metadata:  # logged since the input layout travels with the model
-            latent, classes = int(info.metadata["latent_dim"]), int(info.metadata["num_classes"])
-        else:
-            latent = 100 if run.params.get("model.arch") == "seed_mlp" else int(run.params["model.latent_dim"])
-            classes = int(info.signature.inputs.inputs[0].shape[-1]) - latent
-        net = mlflow.pytorch.load_model(spec)
-
-        def sample(n: int, label: int | None, seed: int) -> np.ndarray:
-            from ssgan.util.images import to_uint8
-            from ssgan.training.models import latent_batches
-
-            out = []
-            with torch.no_grad():
-                for z, y in latent_batches(latent, classes, n, seed, label=label):
-                    out.append(net(z if y is None else torch.cat([z, torch.eye(classes)[y]], dim=1)).numpy())
-            return to_uint8(np.concatenate(out))
-
-        return LoadedGenerator(sample, classes)
     from ssgan.training.models import generate_images
 
-    g = _load_file(spec).generator
+    g = (_mlflow_model(spec, "generator") if spec.startswith(MLFLOW_SCHEMES) else _load_file(spec)).generator
 
     def sample(n: int, label: int | None, seed: int) -> np.ndarray:
         return generate_images(g, n, seed, label=label)
