@@ -4,19 +4,18 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ssgan.config import Cluster
 from ssgan.driver.cluster import LOCAL_RAY_ENV, RAY_ENV, check_resources, connect, scoped_environ, storage_uri
-from ssgan.driver.resume import prune_runs, renew_lease
+from ssgan.driver.resume import prune_runs
 from ssgan.driver.worker import train_loop_per_worker
 from ssgan.training.checkpoint import load_training_state
 from ssgan.training.loop import TrainJob
 
 
-def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None, renew: Callable[[], None]):
+def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None):
     """A Ray Train callback that hands rank 0's per-epoch metrics to `on_epoch` on the driver side.
 
     Ray runs it in the Train controller, which Ray pins to the driver's node, so `on_epoch` may
@@ -33,7 +32,6 @@ def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None, renew: C
         def after_report(self, run_context, metrics, checkpoint) -> None:
             self.pending.append(metrics[0])
             if checkpoint is not None:
-                renew()
                 for epoch_metrics in self.pending:
                     if on_epoch is not None:
                         on_epoch(epoch_metrics)
@@ -51,7 +49,8 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
 
     `on_epoch` (picklable: it runs in Ray's controller process) receives rank 0's metrics of each
     epoch exactly once, with `epoch` and `step`. `callbacks` are further Ray Train callbacks (a
-    sweep's trial passes Tune's, which forwards every report to the Tune scheduler).
+    sweep's trial passes Tune's, which forwards every report to the Tune scheduler). The caller
+    holds the run's lease (ssgan.driver.lease), or its sweep's.
     """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -60,7 +59,6 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
     connect(cluster)
     check_resources(tc.num_workers, tc.use_gpu)
     storage = storage_uri(cluster.storage_path)
-    renew_lease(storage, name)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": job},
@@ -69,8 +67,7 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
         run_config=RunConfig(name=name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=tc.max_failures),
-                             callbacks=[epoch_callback(on_epoch, functools.partial(renew_lease, storage, name)),
-                                        *callbacks],
+                             callbacks=[epoch_callback(on_epoch), *callbacks],
                              # Ray Train logs every report at INFO; our per-epoch line says what matters.
                              logging_config=LoggingConfig(log_level="WARNING")),
     )

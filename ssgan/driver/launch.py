@@ -18,6 +18,7 @@ from ssgan.config import Cluster, Config, flatten
 from ssgan.data.identity import split_md5
 from ssgan.data.parquet import check_prepared, describe
 from ssgan.driver.cluster import check_local_cpus, check_resources, check_storage, connect, storage_uri
+from ssgan.driver import lease
 from ssgan.driver.fit import finish_run, fit
 from ssgan.util.fileio import atomic_write_many, csv_bytes
 from ssgan.util.images import grid_png, to_uint8
@@ -150,6 +151,19 @@ def train(cfg: Config, data_dir: Path, outputs: TrainOutputs, tracking_uri: str,
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
     key = run_key(cfg, data_dir, code)
+    name = f"{RUN_PREFIX}{key}"
+    # Held before anything of the run is read or changed: a second process of the same run key (a
+    # `dvc exp run --jobs 2` whose experiments differ only outside it) must not mark this one's
+    # MLflow run KILLED, resume from its checkpoints or delete them under it.
+    with lease.hold(storage, name, f"run key {key} (Ray Train run {name})",
+                    "another `ssgan train` of the same params, data and code is running: wait for it to finish"):
+        return _train_held(cfg, data_dir, source, outputs, tracking_uri, artifact_root, cluster, storage, key, restart,
+                           reference, lineage)
+
+
+def _train_held(cfg: Config, data_dir: Path, source: str, outputs: TrainOutputs, tracking_uri: str,
+                artifact_root: Path | None, cluster: Cluster, storage: str, key: str, restart: bool,
+                reference: Path | None, lineage: Mapping[str, str] | None) -> dict:
     name = f"{RUN_PREFIX}{key}"
     if restart:
         remove_run(storage, name)

@@ -19,16 +19,18 @@ import torch
 from ssgan.training.checkpoint import STATE_FILE
 from ssgan.config import Config, to_dict
 from ssgan.data.identity import TRAINING_SPLITS, splits_digest
+from ssgan.driver import lease
 from ssgan.util.names import UnsafeNameError, check_name, inside
 
 # Train params that change how a run is operated, not what it computes.
 OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
 # Ray Train run directories are named RUN_PREFIX + the run key. The storage may be shared (other
 # users, `dvc exp --jobs`), so a run deletes only its own directory once its outputs are written,
-# and another run's only when that run's driver has provably gone: its lease (renewed at start and
-# at every checkpoint) is older than ABANDONED_AFTER_S. A directory without a lease is never touched.
+# and another run's only when that run's driver has gone (its lease, ssgan.driver.lease, is stale)
+# and last renewed it more than ABANDONED_AFTER_S ago: until then the run can still be resumed.
+# A directory without a lease is never touched.
 RUN_PREFIX = "ssgan-"
-LEASE_FILE = "ssgan-lease.json"
+LEGACY_LEASE_FILE = "ssgan-lease.json"
 ABANDONED_AFTER_S = 7 * 24 * 3600
 
 
@@ -91,25 +93,19 @@ def _delete_inside(filesystem, root: str, path: str, fs) -> None:
         filesystem.delete_dir(path)
 
 
-def renew_lease(storage: str, name: str, now: float | None = None) -> None:
-    """Record that the driver of run `name` is alive (at start and at every checkpoint)."""
-    filesystem, root = _filesystem(storage)
-    filesystem.create_dir(f"{root}/{name}", recursive=True)
-    with filesystem.open_output_stream(f"{root}/{name}/{LEASE_FILE}") as f:
-        f.write(json.dumps({"renewed": time.time() if now is None else now}).encode())
-
-
-def _lease_age(filesystem, path: str, now: float) -> float | None:
+def _legacy_lease_age(filesystem, path: str, now: float) -> float | None:
+    """Age of the lease that ssgan versions before leases had owners kept inside the run directory."""
     try:
-        with filesystem.open_input_stream(f"{path}/{LEASE_FILE}") as f:
+        with filesystem.open_input_stream(f"{path}/{LEGACY_LEASE_FILE}") as f:
             return now - float(json.loads(f.read())["renewed"])
     except (OSError, ValueError, KeyError):  # missing (FileNotFoundError is an OSError) or unreadable
         return None
 
 
 def prune_runs(storage: str, finished: str, now: float | None = None, abandoned_after: float = ABANDONED_AFTER_S) -> None:
-    """Delete the finished run's own directory, and other ssgan runs whose lease is older than
-    `abandoned_after` seconds; runs in progress elsewhere, and directories without a lease, stay."""
+    """Delete the finished run's own directory (its caller holds its lease), and other ssgan runs
+    interrupted long ago: their lease is stale (its holder is gone) and was last renewed more than
+    `abandoned_after` seconds ago. Runs in progress anywhere, and directories without a lease, stay."""
     from pyarrow import fs
 
     now = time.time() if now is None else now
@@ -121,6 +117,17 @@ def prune_runs(storage: str, finished: str, now: float | None = None, abandoned_
         if info.base_name == finished:
             _delete_inside(filesystem, root, info.path, fs)
             continue
-        age = _lease_age(filesystem, info.path, now)
-        if age is not None and age > abandoned_after:
-            _delete_inside(filesystem, root, info.path, fs)
+        holder = lease.read_lease(filesystem, lease.lease_path(root, info.base_name))
+        if holder is None:
+            age = _legacy_lease_age(filesystem, info.path, now)
+            if age is not None and age > abandoned_after:
+                _delete_inside(filesystem, root, info.path, fs)
+            continue
+        if holder.live(now) or now - holder.renewed <= abandoned_after:
+            continue
+        try:  # taken first, so that no rerun resumes the run while its directory goes
+            me = lease.acquire(storage, info.base_name, f"run {info.base_name}", "left as it is")
+        except lease.RunInUseError:
+            continue
+        _delete_inside(filesystem, root, info.path, fs)
+        lease.release(storage, info.base_name, me)

@@ -20,8 +20,9 @@ import numpy as np
 
 from ssgan import metrics as M
 from ssgan.tracking import runs as tracking
-from ssgan.config import Cluster, ConfigError, require, flatten, from_mapping, section_from_mapping, to_dict
+from ssgan.config import Cluster, ConfigError, DataConfig, require, flatten, from_mapping, section_from_mapping, to_dict
 from ssgan.data.prepare import prepare
+from ssgan.driver import lease
 from ssgan.driver.cluster import check_local_cpus, check_storage, storage_uri
 from ssgan.util.fileio import atomic_write_many, csv_bytes
 from ssgan.util.names import check_name, remove_tree_inside
@@ -85,7 +86,18 @@ def curve(params: Mapping[str, Any], outputs: CurveOutputs, work_dir: Path, trac
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
     key = hashlib.sha256(json.dumps({"params": base, "curve": to_dict(cc)}, sort_keys=True).encode()).hexdigest()[:12]
-    name = check_name(name or f"curve-{key}", "curve --name")
+    name = check_name(f"curve-{key}" if name is None else name, "curve --name")
+    # Held from before its splits are written until its folders are gone: a second `ssgan curve` of
+    # this name must neither rewrite the splits this one's runs read nor touch its parent or trials.
+    with lease.hold(storage, name, f"curve {name!r}", "another `ssgan curve` of this name is running: wait for it "
+                                                      "to finish, or give this one another --name"):
+        return _curve_held(cc, base, data_cfg, outputs, Path(work_dir), tracking_uri, artifact_root, cluster, storage,
+                           name, resume)
+
+
+def _curve_held(cc: CurveConfig, base: dict[str, Any], data_cfg: DataConfig, outputs: CurveOutputs, work_dir: Path,
+                tracking_uri: str, artifact_root: Path | None, cluster: Cluster, storage: str, name: str,
+                resume: bool) -> list[dict]:
     # Every split first: a label count a class cannot supply fails here, in one line, before any training.
     dirs = {}
     for labels in cc.labels:

@@ -15,6 +15,7 @@ from ssgan import metrics as M
 from ssgan.config import Cluster, ConfigError, flatten, to_dict
 from ssgan.data.identity import TRAINING_SPLITS, splits_digest
 from ssgan.data.parquet import check_prepared
+from ssgan.driver import lease
 from ssgan.driver.cluster import check_local_cpus, check_storage, storage_uri
 from ssgan.sweep.space import (TRIAL_SECTIONS, TuneConfig, check_space, check_trials, sample_trials, trial_config,
                                tune_from_mapping, with_overrides)
@@ -54,19 +55,24 @@ def sweep(params: Mapping[str, Any], data_dir: Path, outputs: SweepOutputs, trac
     check_local_cpus(cluster, tc.workers_per_trial, tc.use_gpu)
     storage = storage_uri(cluster.storage_path)
     check_storage(storage)
-    name = check_name(name or f"sweep-{sweep_key(base, tc, data_dir)}", "tune --name")
+    name = check_name(f"sweep-{sweep_key(base, tc, data_dir)}" if name is None else name, "tune --name")
     epochs = tc.epochs or trial_config(base, {}).train.epochs
     spec = TrialSpec(base, str(data_dir), cluster, name, epochs, tc.workers_per_trial, tc.use_gpu)
     keys = tuple(p.key for p in tc.space)
     param_space, search_alg, num_samples = search(tc, trials)  # fails on a missing optuna before Ray starts
 
     expected = len(trials) if trials is not None else num_samples
-    parent = run_tuner(TunerSpec(
-        tune=tc, trials=spec, keys=keys, param_space=param_space, search_alg=search_alg, num_samples=num_samples,
-        storage=storage, tracking_uri=tracking_uri, artifact_root=artifact_root, resume=resume,
-        open_parent=functools.partial(_open_parent, tracking_uri, artifact_root, base, tc, name, data_dir),
-        describe=f"{expected} trial(s), {epochs} epochs max, {tc.scheduler}, {tc.search} search", command="ssgan tune"))
-    return _finish(params, tc, parent, name, outputs, storage, expected=expected)
+    # Held until the sweep's folders are gone: a second `ssgan tune` of this name (or its --resume)
+    # must not mark this one's parent KILLED, restore its experiment or delete its trials.
+    with lease.hold(storage, name, f"sweep {name!r}", "another `ssgan tune` of this name is running: wait for it "
+                                                      "to finish, or give this one another --name"):
+        parent = run_tuner(TunerSpec(
+            tune=tc, trials=spec, keys=keys, param_space=param_space, search_alg=search_alg, num_samples=num_samples,
+            storage=storage, tracking_uri=tracking_uri, artifact_root=artifact_root, resume=resume,
+            open_parent=functools.partial(_open_parent, tracking_uri, artifact_root, base, tc, name, data_dir),
+            describe=f"{expected} trial(s), {epochs} epochs max, {tc.scheduler}, {tc.search} search",
+            command="ssgan tune"))
+        return _finish(params, tc, parent, name, outputs, storage, expected=expected)
 
 
 def _open_parent(tracking_uri: str, artifact_root: Path | None, base: Mapping[str, Any], tc: TuneConfig, name: str,

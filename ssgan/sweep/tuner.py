@@ -110,9 +110,10 @@ def search(tc: TuneConfig, trials: list[dict[str, Any]] | None):
 
 def run_tuner(run: TunerSpec) -> tracking.RunRef:
     """Run (or restore) the Tuner of `run`, the parent MLflow run opened or continued; returns the parent.
-    The one path by which sweeps and label curves launch their trainings."""
+    The one path by which sweeps and label curves launch their trainings; the caller holds the lease
+    of the sweep's name (ssgan.driver.lease), so what is marked KILLED or deleted here is its own."""
     tc, spec, keys, storage, command = run.tune, run.trials, run.keys, run.storage, run.command
-    name, cluster = spec.sweep, spec.cluster
+    name, cluster = check_name(spec.sweep, "sweep"), spec.cluster  # before its name reaches any path
     import_ray()
     from ray import tune
 
