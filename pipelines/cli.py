@@ -15,6 +15,7 @@ from ssgan.tracking.promote import PromotionError
 from ssgan.driver.resume import CheckpointMismatchError
 from ssgan.sweep.tuner import SweepError
 from ssgan.util.names import UnsafeNameError
+from ssgan.util.redact import redact_text
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(cause, USER_ERRORS):
             raise
         message = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        message = redact_text(message)  # a tracking or storage URI in it may carry credentials
         print(f"ssgan {args.stage}: error: {message}", file=sys.stderr)
         sys.exit(1)
 

@@ -145,8 +145,17 @@ def train_code_digest(root: Path) -> str:
 
 
 def use_project_store(*models: str) -> None:
-    """MLflow model URIs (runs:/, models:/) resolve against this project's store (or MLFLOW_TRACKING_URI)."""
-    if any(m.startswith(("runs:/", "models:/")) for m in models):
-        import mlflow
+    """MLflow model URIs (runs:/, models:/) resolve against MLFLOW_TRACKING_URI, else this project's store;
+    a model file never touches MLflow. A reading command never creates a store: with no
+    MLFLOW_TRACKING_URI and no mlflow.db in the project (or outside any project), an MLflow URI is an error."""
+    uris = [m for m in models if m.startswith(("runs:/", "models:/"))]
+    if not uris:
+        return
+    root = project_root()
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not (root / "mlflow.db").is_file():
+        raise ConfigError(f"{uris[0]}: no MLflow store to look it up in ({root / 'mlflow.db'} does not exist): set "
+                          f"MLFLOW_TRACKING_URI to your tracking server, or run inside the project once `dvc repro` "
+                          f"has trained and registered a model; a model file (models/model.pt) needs neither")
+    import mlflow
 
-        mlflow.set_tracking_uri(tracking_uri(project_root()))
+    mlflow.set_tracking_uri(tracking_uri(root))

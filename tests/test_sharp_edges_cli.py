@@ -212,3 +212,75 @@ def test_the_built_in_digits_range_holds_every_digit_and_no_inverted_one():
     ref, means = BUILTIN["digits"], image_means(images)
     assert ref.lo == pytest.approx(means.min(), abs=0.05) and ref.hi == pytest.approx(means.max(), abs=0.05)
     assert image_means(255 - images).min() > ref.hi + MARGIN * (ref.hi - ref.lo)
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """A folder outside any project, with no tracking server configured."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    return cwd
+
+
+def test_predict_outside_a_project_creates_no_mlflow_store(tmp_path, capsys, model_file, elsewhere):
+    Image.fromarray(digit()).save(tmp_path / "ok.png")
+    main(["predict", "--model", str(model_file), str(tmp_path / "ok.png")])
+    assert capsys.readouterr().out.startswith(str(tmp_path / "ok.png"))
+    one_line_error(capsys, ["predict", "--model", "models:/ssgan-digits-classifier@champion", str(tmp_path / "ok.png")],
+                   "models:/ssgan-digits-classifier@champion: no MLflow store", "set MLFLOW_TRACKING_URI")
+    assert list(elsewhere.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
+@pytest.mark.parametrize("uri,shown", [
+    ("http://user:pass@host:5000/api?token=abc&x=1", "http://***@host:5000/api?token=***&x=1"),
+    ("https://ghp_secret@example.com/mlflow", "https://***@example.com/mlflow"),
+    ("s3://bucket/ray?access_key=AK&secret_key=SK&endpoint_override=127.0.0.1:9000",
+     "s3://bucket/ray?access_key=***&secret_key=***&endpoint_override=127.0.0.1:9000"),
+    ("http://h/?X-Amz-Signature=zz&X-Amz-Date=1", "http://h/?X-Amz-Signature=***&X-Amz-Date=1"),
+    ("sqlite:////work/main/mlflow.db", "sqlite:////work/main/mlflow.db"),
+    ("databricks://profile", "databricks://profile"),
+])
+def test_credentials_in_uris_are_redacted(uri, shown):
+    from ssgan.util.redact import redact_text, redact_uri
+
+    assert redact_uri(uri) == shown
+    assert redact_text(f"no MLflow run in {uri} wrote models/model.pt") == f"no MLflow run in {shown} wrote models/model.pt"
+
+
+def test_error_lines_never_show_credentials(capsys, monkeypatch):
+    import pipelines.predict
+    from ssgan.data.catalog import DataSourceError
+
+    def failing(args):
+        raise DataSourceError("models:/m@champion: no such MLflow model at http://alice:hunter2@127.0.0.1:5000/?token=t0k")
+
+    monkeypatch.setattr(pipelines.predict, "run", failing)
+    line = one_line_error(capsys, ["predict", "x.png"], "http://***@127.0.0.1:5000/?token=***")
+    assert "hunter2" not in line and "alice" not in line and "t0k" not in line
+
+
+def test_fid_on_a_one_image_folder_is_one_line(tmp_path, capsys):
+    from ssgan.quality.feature_nets import ReferenceClassifier, reference_payload
+
+    torch.manual_seed(0)
+    torch.save(reference_payload(ReferenceClassifier((1, 8, 8), 10)), tmp_path / "reference.pt")
+    for folder, n in (("one", 1), ("many", 3)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(digit()).save(tmp_path / folder / f"{i}.png")
+    one_line_error(capsys, ["fid", str(tmp_path / "one"), str(tmp_path / "many"), "--reference", str(tmp_path / "reference.pt")],
+                   f"{tmp_path / 'one'}: 1 image(s); FID needs at least 2 per set")
+
+
+def test_add_labels_reads_an_excel_csv(tmp_path, capsys, prepared_dir):
+    import pyarrow.parquet as pq
+
+    row = int(pq.read_table(prepared_dir / "unlabeled.parquet", columns=["index"]).column("index")[0].as_py())
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data:\n  source: digits\n  extra_labels: {tmp_path / 'extra.csv'}\n")
+    (tmp_path / "labels.csv").write_bytes(f"\ufeffrow_id,label\r\n{row},3\r\n".encode())  # Excel's "CSV UTF-8"
+    main(["add-labels", str(tmp_path / "labels.csv"), "--params", str(params), "--data", str(prepared_dir)])
+    assert (tmp_path / "extra.csv").read_text() == f"row_id,label\n{row},3\n"

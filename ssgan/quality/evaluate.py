@@ -17,6 +17,7 @@ from ssgan.config import Config, EvaluateConfig, QualityConfig
 from ssgan.data.parquet import read_split
 from ssgan.util.fileio import atomic_write_many, csv_bytes, json_bytes
 from ssgan.util.plots import confusion_png
+from ssgan.util.redact import redact_uri
 
 
 def trains_generator(config: Config) -> bool:
@@ -88,7 +89,7 @@ def evaluate(cfg: EvaluateConfig, model_path: Path, data_dir: Path, outputs: Eva
 
     run = tracking.find_run(tracking_uri, tracking.MODEL_MD5_TAG, hashlib.md5(Path(model_path).read_bytes()).hexdigest())
     if run is None:
-        print(f"[ssgan] no MLflow run in {tracking_uri} wrote {model_path}; test metrics go to {outputs.metrics} only")
+        print(f"[ssgan] no MLflow run in {redact_uri(tracking_uri)} wrote {model_path}; test metrics go to {outputs.metrics} only")
     elif model.epoch in tracking.metric_history(run, M.TEST_ERROR):
         # Evaluated before (a forced rerun, a second clone's store): the run holds these numbers once.
         print(f"[ssgan] MLflow run {run.run_id} already holds the test metrics of {model_path}; not logged again")
