@@ -11,15 +11,24 @@ import csv
 import io
 import json
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from ssgan.util.names import remove_tree_inside
+
 
 def current_umask() -> int:
-    # Python has no getter: set and restore (one syscall pair; the process is not multi-threaded here).
+    # Linux reports it; elsewhere Python has no getter but set-and-restore, which a thread writing a
+    # file in between (a run's lease heartbeat) could see, so that is the fallback only.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -72,7 +81,8 @@ def staging(out_dir: Path) -> Iterator[Path]:
     `out_dir` and the entries the previous swap owned but this one did not write are removed. Anything
     else in `out_dir` (a user's cache, their extra labels) stays: `--out data` must not empty `data/`.
     On any failure the temp dir is removed and `out_dir` is as it was."""
-    out_dir = Path(out_dir)
+    # A symlinked folder is written at its target, the temp dir beside it: renames never cross devices.
+    out_dir = Path(os.path.realpath(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -87,18 +97,18 @@ def staging(out_dir: Path) -> Iterator[Path]:
         for name in owned:
             target = out_dir / name
             if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
+                remove_tree_inside(out_dir, target)
             os.replace(tmp / name, target)
         for name in previous - set(owned):
             stale = out_dir / name
             if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale)
+                remove_tree_inside(out_dir, stale)
             else:
                 stale.unlink(missing_ok=True)
         atomic_write(owned_manifest(out_dir), json_bytes(owned))
         tmp.rmdir()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree_inside(out_dir.parent, tmp)
         raise
 
 
