@@ -138,8 +138,9 @@ def test_killed_driver_rerun_continues_the_same_run(prepared_dir, tmp_path):
     assert first.poll() is None, "the driver must die mid-run"
     os.kill(first.pid, signal.SIGKILL)  # the driver only, as `kill -9` of `python -m pipelines.train`
     first.wait()
-    ray_dirs = [p.name for p in (project / ".ray_results").iterdir()]
+    ray_dirs = [p.name for p in (project / ".ray_results").iterdir() if p.is_dir()]
     assert len(ray_dirs) == 1 and ray_dirs[0].startswith("ssgan-")
+    assert (project / ".ray_results" / f"{ray_dirs[0]}.lease").exists()  # its holder is dead: taken over below
 
     second = _train_cli(project, prepared_dir)
     out = second.communicate(timeout=600)[0]
@@ -152,6 +153,7 @@ def test_killed_driver_rerun_continues_the_same_run(prepared_dir, tmp_path):
     for name in ("val_error", "loss_sup"):
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, name)) == list(range(1, EPOCHS + 1))
     assert not (project / ".ray_results" / ray_dirs[0]).exists()  # finished: its directory is pruned
+    assert not (project / ".ray_results" / f"{ray_dirs[0]}.lease").exists()  # and its lease released
 
 
 def test_a_resumed_run_logs_each_epoch_once_after_ctrl_c(tiny_config, tmp_path):
