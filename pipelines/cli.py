@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pipelines import add_labels, curve, evaluate, fid, predict, prepare, promote, reference, sample, suggest, train, tune
@@ -65,6 +66,9 @@ def _root_cause(err: BaseException) -> BaseException:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     module, _ = STAGES[args.stage]
+    # MLflow draws a progress bar on stderr for each file it downloads (an MLflow model's payload);
+    # stderr is for ssgan's own lines, an error being exactly one.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         module.run(args)
     except KeyboardInterrupt:

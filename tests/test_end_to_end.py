@@ -84,10 +84,12 @@ def test_prepare_train_evaluate(ray_local, project, capsys):
     models = logged_models(uri, run.info.run_id)
     assert set(models) == {"classifier", "generator"}
 
-    # The logged classifier takes the test split's pixels as stored (uint8) and predicts what evaluate did.
+    # The logged classifier takes the test split's pixels as stored (uint8) and predicts what evaluate did:
+    # a class name per image, with its probability the largest of the class probabilities.
     test = read_split(project / "data/prepared/test.parquet")
-    logits = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}").predict(test.images)
-    assert [str(p) for p in np.asarray(logits).argmax(axis=1)] == [r["predicted"] for r in confusion]
+    served = mlflow.pyfunc.load_model(f"models:/{models['classifier'].model_id}").predict(test.images)
+    assert list(served["class"]) == [r["predicted"] for r in confusion]
+    np.testing.assert_allclose(served["probability"], [max(p) for p in served["probabilities"]])
 
     # Lineage: the four splits as datasets whose digest is each file's md5; the registered versions.
     client = mlflow.MlflowClient(uri)

@@ -11,7 +11,7 @@ RENEW_EVERY_S seconds from a background thread. A lease is live when
 Any other lease is stale, and taken over as if absent.
 
 Taking a lease is race-safe on a local (or NFS) storage: the check and the write happen under an
-exclusive `flock` of `<storage>/.ssgan-leases.lock`, which the kernel releases if its holder dies. On
+exclusive `flock` of `<storage>/.ssgan-leases.lock` (removed by its holder after each use, so a finished storage keeps none), which the kernel releases if its holder dies. On
 an object store (s3://) there is no lock: the lease is written, then read back, and the loser of a
 race (whose token was overwritten) is refused; best effort, as the store offers no more.
 """
@@ -134,9 +134,23 @@ def _locked(root: str, local: bool) -> Iterator[None]:
     import fcntl
 
     os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, LOCK_FILE), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # released on close, or by the kernel when the process dies
-        yield
+    path = os.path.join(root, LOCK_FILE)
+    while True:
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released on close, or by the kernel when the process dies
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its holder removed it while we waited: lock the one there now
+                continue
+            try:
+                yield
+            finally:
+                # Removed while still held, so the storage keeps no lock file once runs are done; a
+                # waiter on the removed file sees that above and retries.
+                os.unlink(path)
+            return
 
 
 def describe(holder: Holder, path: str, now: float) -> str:

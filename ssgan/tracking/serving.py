@@ -9,6 +9,7 @@ size and class names (any number) come from the payload, and no code of the regi
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -64,37 +65,46 @@ class LoadedGenerator:
 
 
 def _mlflow_model(uri: str, kind: str):
-    """The ssgan model an MLflow URI names, read from its weights-only payload alone: nothing in the
-    version is imported or unpickled. A version without that payload (logged by an older ssgan, or
-    not by ssgan) is refused; so is one whose payload torch cannot read weights-only."""
-    import mlflow.artifacts
+    """The ssgan model an MLflow URI names, read from two files of it alone, MLmodel (YAML) and the
+    weights-only payload: nothing in the version is imported or unpickled. A version without that
+    payload (logged by an older ssgan, or not by ssgan) is refused; so is one whose payload torch
+    cannot read weights-only."""
     from mlflow.models import Model
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     from ssgan.training.checkpoint import model_from_payload
 
+    refused = ModelFileError(f"{uri}: not an ssgan weights-only model (no artifacts/{PAYLOAD}: logged by an older "
+                             f"ssgan or by another tool), and ssgan never unpickles registry content; register it "
+                             f"again with this ssgan (`ssgan train`, `dvc repro`), or pass the model file (models/model.pt)")
     with tempfile.TemporaryDirectory(prefix="ssgan-model-") as tmp:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        try:  # one repository: an alias is resolved once, so both files come from one version
+            repo = get_artifact_repository(uri)
+            mlmodel = Path(repo.download_artifacts("MLmodel", tmp))
         except Exception as err:  # MLflow raises several types for a missing model, version or alias
             raise DataSourceError(f"{uri}: no such MLflow model ({str(err).splitlines()[0][:200]})") from None
         try:
-            metadata = Model.load(str(local / "MLmodel")).metadata or {}
-        except Exception:  # no MLmodel, or not YAML: not a model at all
-            metadata = {}
-        payload = local / "artifacts" / PAYLOAD
-        if metadata.get("ssgan_format") != FORMAT or not payload.is_file() or payload.is_symlink():
-            raise ModelFileError(f"{uri}: not an ssgan weights-only model (no artifacts/{PAYLOAD}: logged by an older ssgan "
-                                 f"or by another tool); ssgan never unpickles registry content: register it again with "
-                                 f"this ssgan (`ssgan train` / `dvc repro`), or pass the model file (models/model.pt)")
+            metadata = Model.load(str(mlmodel)).metadata or {}
+        except Exception:  # not an MLmodel file ssgan can read (Model.load parses YAML safely)
+            raise refused from None
+        if metadata.get("ssgan_format") != FORMAT:
+            raise refused
         if metadata.get("ssgan_kind") != kind:
             raise DataSourceError(f"{uri}: an ssgan {metadata.get('ssgan_kind')} model, not a {kind}; give the "
                                   f"ssgan-<source>-{kind} model")
         try:
-            return model_from_payload(torch.load(payload, map_location="cpu", weights_only=True))
+            payload = Path(repo.download_artifacts(f"artifacts/{PAYLOAD}", tmp))
+        except Exception:
+            raise refused from None
+        try:
+            with warnings.catch_warnings():  # torch warns on a foreign pickle protocol before refusing it
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(payload, map_location="cpu", weights_only=True)
+            return model_from_payload(state)
         except Exception as err:  # a pickle with code in it, a damaged file, or a dict of the wrong layout
-            raise ModelFileError(f"{uri}: artifacts/{PAYLOAD} is not a weights-only ssgan payload "
-                                 f"({type(err).__name__}); nothing in it was run; register the model again with this "
-                                 f"ssgan, and check who can write to this registry (docs/registry.md)") from None
+            raise ModelFileError(f"{uri}: artifacts/{PAYLOAD} is not a weights-only ssgan payload ({type(err).__name__}), "
+                                 f"so nothing in it was run; register the model again with this ssgan, and check who can "
+                                 f"write to this registry (docs/registry.md)") from None
 
 
 def load_classifier(spec: str) -> LoadedClassifier:
