@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -81,7 +80,9 @@ def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lin
     """Tags that trace the run to its code and data (`key`: the data key), and the splits as MLflow
     datasets. Each dataset's digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
     tags = {"ssgan.source": source, DATA_KEY_TAG: key, "ssgan.labels": str(describe(data_dir / "labeled.parquet")[1]),
-            "ssgan.class_names": json.dumps(list(model.meta.class_names)), **lineage}
+            # the count, not the names: MLflow cuts a tag at 8,000 characters; the names travel in each
+            # logged model (class_names.json and the payload), whatever their number
+            "ssgan.num_classes": str(model.meta.num_classes), **lineage}
     for key, value in tags.items():
         tracking.set_tag(run, key, value)
     tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", split_md5(data_dir, name), context)
