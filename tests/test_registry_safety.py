@@ -56,13 +56,17 @@ def test_a_planted_pickle_runs_nothing_and_ends_in_one_line(tmp_path, tiny_confi
     marker = tmp_path / "pwned"
     for f in _payloads(tmp_path):  # what someone with write access to the artifact store could do
         f.write_bytes(pickle.dumps(_Exploit(marker)))
-    capsys.readouterr()  # what registering and the first load printed is not predict's output
-    with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--model", "models:/c/1", str(image)])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "models:/c/1" in err[0] and "not a weights-only ssgan payload" in err[0], err
-    assert not marker.exists()
+    capsys.readouterr()  # what registering and the first load printed is not the commands' output
+    for argv in (["predict", "--model", "models:/c/1", str(image)], ["sample", "--model", "models:/g/1", "--out", "s.png"],
+                 ["suggest", "--model", "models:/c/1"]):  # `fid` reads a generator URI as `sample` does
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        uri = argv[argv.index("--model") + 1]
+        assert len(err) == 1 and uri in err[0] and "not a weights-only ssgan payload" in err[0], (argv, err)
+        assert not marker.exists(), argv
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "suggest").exists()
 
 
 def test_a_version_without_the_payload_is_refused(tmp_path, tiny_config):
