@@ -13,6 +13,7 @@ from ssgan.data.parquet import PreparedDataError
 from ssgan.data.splits import SplitError
 from ssgan.driver.cluster import ClusterError
 from ssgan.tracking.promote import PromotionError
+from ssgan.tracking.server import TrackingError
 from ssgan.driver.resume import CheckpointMismatchError
 from ssgan.sweep.tuner import SweepError
 from ssgan.util.names import UnsafeNameError
@@ -20,7 +21,7 @@ from ssgan.util.redact import redact_text
 
 # Errors caused by input the user can fix: shown as one line. Anything else is a bug: full traceback.
 USER_ERRORS = (ConfigError, DataSourceError, PreparedDataError, SplitError, ClusterError, ModelFileError,
-               CheckpointMismatchError, SweepError, PromotionError, UnsafeNameError, FileNotFoundError)
+               CheckpointMismatchError, SweepError, PromotionError, UnsafeNameError, TrackingError, FileNotFoundError)
 
 STAGES = {
     "prepare": (prepare, "write seeded labeled/unlabeled/val/test Parquet splits (params: data)"),

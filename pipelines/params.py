@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,20 @@ def project_root() -> Path:
 
 
 def tracking_uri(root: Path) -> str:
-    """MLFLOW_TRACKING_URI, else a sqlite store in the project folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    """MLFLOW_TRACKING_URI, else a sqlite store in the project folder. A tracking server is checked the
+    first time (it answers and lets us in: one line within seconds, not minutes of retries)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    _check_server(uri)
+    return uri
+
+
+@functools.lru_cache(maxsize=None)
+def _check_server(uri: str) -> None:
+    from ssgan.tracking.server import check_server
+
+    check_server(uri)
 
 
 def artifact_root(root: Path) -> Path | None:
@@ -70,13 +83,18 @@ def artifact_root(root: Path) -> Path | None:
 
 
 def cluster(root: Path) -> Cluster:
-    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results), and the
-    CPU kernel caps this process runs with, for every Ray process."""
+    """RAY_ADDRESS (else a private local Ray), SSGAN_RAY_STORAGE (else <project>/.ray_results; on a
+    cluster s3://, gs:// or a shared path), SSGAN_SHIP_CODE, and the CPU kernel caps this process
+    runs with, for every Ray process."""
     from pipelines.kernels import CPU_KERNEL_ENV
 
     storage = os.environ.get("SSGAN_RAY_STORAGE") or str((root / ".ray_results").resolve())
     kernels = tuple((k, os.environ[k]) for k in CPU_KERNEL_ENV if k in os.environ)  # as pinned for this process
-    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage, worker_env=kernels)
+    ship = os.environ.get("SSGAN_SHIP_CODE", "").strip().lower()
+    if ship not in ("", "0", "1", "false", "true"):
+        raise ConfigError(f"SSGAN_SHIP_CODE={ship!r}: use 1 (Ray ships the driver's ssgan to every node) or 0")
+    return Cluster(address=os.environ.get("RAY_ADDRESS") or None, storage_path=storage, worker_env=kernels,
+                   ship_code=ship in ("1", "true"))
 
 
 def git_lineage(root: Path) -> dict[str, str]:

@@ -126,6 +126,19 @@ class TrainConfig:
     checkpoint_every: int = 1
     # Worker failures Ray Train recovers from by restarting the group from the last checkpoint.
     max_failures: int = 0
+    # The unlabeled pool reaches the workers whole through Ray's object store (false), or streams
+    # through Ray Data (true: for a pool larger than the object store should hold); null: streams
+    # when its pixels exceed a quarter of the cluster's object store (ssgan.driver.data_refs).
+    stream_unlabeled: bool | None = None
+    # Ray resources each training worker holds, e.g. {CPU: 1, node_kind_gpu: 1} (ray start --resources);
+    # null: {GPU: 1} with use_gpu, else {CPU: 1}. accelerator_type: Ray's, e.g. H100 or A100 (null: any).
+    resources_per_worker: dict[str, float] | None = None
+    accelerator_type: str | None = None
+
+    def worker_resources(self) -> dict[str, float]:
+        if self.resources_per_worker is not None:
+            return dict(self.resources_per_worker)
+        return {"GPU": 1.0} if self.use_gpu else {"CPU": 1.0}
 
     def validate(self, s: str) -> None:
         require(self.epochs >= 1, f"{s}.epochs", "an integer >= 1", self.epochs)
@@ -146,6 +159,16 @@ class TrainConfig:
         require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
         require(self.checkpoint_every >= 1, f"{s}.checkpoint_every", "an integer >= 1", self.checkpoint_every)
         require(self.max_failures >= 0, f"{s}.max_failures", "an integer >= 0", self.max_failures)
+        if self.resources_per_worker is not None:
+            for name, amount in self.resources_per_worker.items():
+                require(amount >= 0, f"{s}.resources_per_worker.{name}", "a number >= 0", amount)
+            gpu = self.resources_per_worker.get("GPU", 0)
+            require(gpu > 0 if self.use_gpu else gpu == 0, f"{s}.resources_per_worker.GPU",
+                    "> 0 with use_gpu: true, absent or 0 without", gpu)
+            require(sum(self.resources_per_worker.values()) > 0, f"{s}.resources_per_worker",
+                    "at least one resource > 0 (null: one CPU or GPU per worker)", self.resources_per_worker)
+        require(self.accelerator_type is None or (self.use_gpu and self.accelerator_type.strip() != ""),
+                f"{s}.accelerator_type", "null, or a Ray accelerator type (e.g. H100) with use_gpu: true", self.accelerator_type)
 
 
 @dataclass(frozen=True)
@@ -181,6 +204,9 @@ class Cluster:
     # Environment every Ray process gets (the CPU kernel caps, pipelines/kernels.py): on a cluster the
     # workers do not inherit the driver's environment.
     worker_env: tuple[tuple[str, str], ...] = ()
+    # Ray ships the driver's ssgan package to every node (runtime_env py_modules) instead of each
+    # node bringing its own installed copy.
+    ship_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,6 +236,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(key, inner, value)
+    if origin is dict:
+        require(isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value), key,
+                "a mapping of resource names to numbers", value)
+        return {k: _coerce(f"{key}.{k}", typing.get_args(hint)[1], v) for k, v in value.items()}
     if origin is tuple:
         inner = typing.get_args(hint)[0]
         require(isinstance(value, (list, tuple)), key, f"a list of {inner.__name__}", value)

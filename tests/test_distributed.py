@@ -94,10 +94,11 @@ def test_ray_workers_drop_only_the_placement_group_cleaners_notice(monkeypatch, 
     """Every Tune trial's Train controller ends before its placement group is removed, so Ray's cleaner
     warned once per trial of a healthy sweep. Each Ray worker process installs a filter for that one
     notice on the cleaner's own logger; its other warnings (a group it failed to remove) pass."""
-    import importlib
     import logging
+    import pickle
 
     import ray
+    from ray import cloudpickle
     import ray.train.v2._internal.execution.controller.placement_group_cleaner as cleaner
 
     from ssgan.driver import cluster
@@ -107,14 +108,14 @@ def test_ray_workers_drop_only_the_placement_group_cleaners_notice(monkeypatch, 
     monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
     monkeypatch.setattr(cluster, "_warm_autoscaling_coordinator", lambda: None)
     cluster.connect(Cluster(address=address, worker_env=(("SSGAN_T", "1"),)))
-    module, name = seen["runtime_env"]["worker_process_setup_hook"].rsplit(".", 1)
+    hook = seen["runtime_env"]["worker_process_setup_hook"]
     assert seen["runtime_env"]["env_vars"]["SSGAN_T"] == "1"  # the worker env still travels with it
 
     logger = logging.getLogger(cluster.PG_CLEANER_LOGGER)
     assert cleaner.logger is logger  # the filter sits on the logger the cleaner logs to
     before = list(logger.filters)
     try:
-        hook = getattr(importlib.import_module(module), name)  # what Ray does in each worker process
+        hook = pickle.loads(cloudpickle.dumps(hook))  # what Ray does: the hook travels by value to each worker
         hook()
         hook()  # a worker that runs it twice gets one filter
         added = [f for f in logger.filters if f not in before]
@@ -127,3 +128,24 @@ def test_ray_workers_drop_only_the_placement_group_cleaners_notice(monkeypatch, 
         assert passes("Failed to clean up placement group: boom")
     finally:
         logger.filters[:] = before
+
+
+def test_streamed_pool_trains_every_epoch(ray_local, prepared_dir, tiny_config, tmp_path):
+    """train.stream_unlabeled: true: the pool reaches the ranks through Ray Data (read on the driver's
+    node, split across the two ranks), labeled and val through the object store."""
+    import dataclasses
+
+    from ssgan.driver.data_refs import StreamedSplits, send_splits, stream_wanted
+
+    assert not stream_wanted(None, prepared_dir)  # a small pool: whole through the object store
+    assert isinstance(send_splits(prepared_dir, 2, True), StreamedSplits)
+    cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, stream_unlabeled=True,
+                                                                     steps_per_epoch=None))
+    cluster = Cluster(storage_path=str(tmp_path))
+    state = fit(TrainJob(cfg, str(prepared_dir)), cluster, name="ssgan-streamed")
+    finish_run(cluster, "ssgan-streamed")
+    from ssgan.data.parquet import describe
+
+    rows = describe(prepared_dir / "unlabeled.parquet")[1]
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["step"] == 2 * max(1, rows // (cfg.train.batch_size * 2))  # one pass of each rank's share per epoch

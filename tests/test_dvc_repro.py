@@ -4,6 +4,7 @@ DVC deletes a stage's outputs before running it unless they are `persist: true`;
 replaces its own outputs only on success. This runs the real pipeline (Ray included), then three
 careless mistakes, each of which must fail with one line and touch nothing.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ from tests.conftest import TINY_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # every test here shares one real `dvc repro`, Ray included
+# promote is always run (it records the run in a store that lacks it); nothing else may be out of date.
+ALWAYS_RUN = {"promote": ["always changed"]}
 OUTPUTS = ("data/prepared", "models/model.pt", "models/reference.pt", "plots", "metrics.json", "promotion.json",
            "dvc.lock")
 
@@ -71,7 +74,6 @@ def test_repro_prints_no_traceback(repro_project):
 
 def test_run_datasets_carry_the_md5s_dvc_recorded(repro_project):
     """The MLflow run's four datasets have, as digest, the md5 DVC lists for each file of data/prepared."""
-    import json
 
     import mlflow
 
@@ -112,5 +114,36 @@ def test_failed_stage_keeps_the_previous_outputs(repro_project, section, key, va
     after = _snapshot(project)
     assert after.keys() == before.keys()
     assert [name for name in before if after[name] != before[name]] == []
-    status = _dvc(project, "status")  # the restored params match the untouched outputs and dvc.lock
-    assert "up to date" in status.stdout, status.stdout
+    status = _dvc(project, "status", "--json")  # the restored params match the untouched outputs and dvc.lock
+    assert json.loads(status.stdout) == ALWAYS_RUN, status.stdout
+
+
+def test_a_new_store_gets_the_run_the_champion_and_predicts(repro_project):
+    """A fresh clone's new store (here: the store moved away): DVC skips train and evaluate, whose
+    outputs match dvc.lock, and promote records their run, test metrics and versions, then the champion."""
+    import mlflow
+
+    project, _ = repro_project
+    (project / "mlflow.db").rename(project / "old-mlflow.db")
+    shutil.move(project / "mlruns", project / "old-mlruns")
+    before = _snapshot(project)
+    repro = _dvc(project, "repro")
+    assert repro.returncode == 0, repro.stdout + repro.stderr
+    assert "Stage 'train' didn't change, skipping" in repro.stdout and "recorded MLflow run" in repro.stdout
+    assert _snapshot(project).keys() == before.keys()
+    assert {k for k in before if _snapshot(project)[k] != before[k]} <= {"promotion.json"}
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    metrics = json.loads((project / "metrics.json").read_text())
+    md5 = __import__("hashlib").md5((project / "models" / "model.pt").read_bytes()).hexdigest()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], f"tags.`ssgan.model_md5` = '{md5}'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["test_error"] == pytest.approx(metrics["test_error"])
+    champion = client.get_model_version_by_alias("ssgan-digits-classifier", "champion")
+    assert champion.run_id == runs[0].info.run_id
+    again = _dvc(project, "repro")  # the store has the run now: nothing recorded twice
+    assert again.returncode == 0 and "recorded MLflow run" not in again.stdout and "already the champion" in again.stdout
+    predict = subprocess.run([sys.executable, "-m", "ssgan", "predict", "--model", "models:/ssgan-digits-classifier@champion",
+                              "data/prepared/test.parquet"], cwd=project, env=_env(), capture_output=True, text=True,
+                             timeout=300)
+    assert predict.returncode == 0, predict.stderr
+    assert len(predict.stdout.splitlines()) == TINY_PARAMS["data"]["test_size"]

@@ -9,15 +9,21 @@ they cover are byte-identical:
   leaves it unchanged; another `data.test_size`, `data.seed`, source or val size changes it.
 - `splits_digest`: everything a cache or a resume depends on, over the splits it reads (training:
   labeled, unlabeled, val; the reference classifier: labeled, unlabeled, test).
+- `content_digest`: the decoded rows themselves (images, labels, metadata). The driver computes it
+  for what it read from the files above and sends it with the data; a rank recomputes it over what
+  reached it through Ray, so a worker trains only on the rows the run key stands for.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from pathlib import Path
 
+import numpy as np
+
 from ssgan.data.download import file_digest
-from ssgan.data.parquet import describe
+from ssgan.data.parquet import Split, describe
 
 SPLITS = ("labeled", "unlabeled", "val", "test")
 TRAINING_SPLITS = ("labeled", "unlabeled", "val")  # what training reads (test is evaluate's)
@@ -46,3 +52,16 @@ def val_key(data_dir: Path) -> str:
     """e.g. digits-val200-3f2a9c01b7e4: a readable prefix for people, the val file's md5 for the gate."""
     meta, rows = describe(Path(data_dir) / "val.parquet")
     return f"{meta['source']}-val{rows}-{split_md5(data_dir, 'val')[:12]}"
+
+
+def content_digest(split: Split) -> str:
+    """blake2b over a split's metadata, image shape and bytes, and labels (absent for the unlabeled split)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(split.meta, sort_keys=True).encode())
+    h.update(repr(split.images.shape).encode())
+    h.update(memoryview(np.ascontiguousarray(split.images)).cast("B"))
+    if split.labels is None:
+        h.update(b"no labels")
+    else:
+        h.update(memoryview(np.ascontiguousarray(split.labels, dtype=np.int64)).cast("B"))
+    return h.hexdigest()

@@ -133,7 +133,8 @@ def describe(path: Path) -> tuple[dict, int]:
     return _metadata(path, pf), pf.metadata.num_rows
 
 
-def _decode(table: pa.Table, meta: dict) -> np.ndarray:
+def decode_images(table: pa.Table, meta: dict) -> np.ndarray:
+    """The `image` column of a split's rows (a table or a Ray Data batch) as (N, H, W, C) uint8."""
     shape = tuple(meta["shape"])
     if table.num_rows == 0:
         return np.zeros((0, *shape), np.uint8)
@@ -165,7 +166,7 @@ def read_split(path: Path, rank: int = 0, world_size: int = 1) -> Split:
     labels = table.column("label").to_numpy().astype(np.int64) if "label" in table.column_names else None
     if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= meta["num_classes"]):
         raise PreparedDataError(f"{path}: labels outside 0..{meta['num_classes'] - 1}; rerun `dvc repro prepare`")
-    return Split(images=_decode(table, meta), labels=labels, meta=meta)
+    return Split(images=decode_images(table, meta), labels=labels, meta=meta)
 
 
 def check_prepared(data_dir: Path) -> None:

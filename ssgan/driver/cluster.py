@@ -6,7 +6,6 @@ them (`scoped_environ`) and restored afterwards, so the library leaves the proce
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import sys
@@ -32,23 +31,36 @@ LOCAL_RAY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 # remove, an unreachable state API) still show.
 PG_CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 PG_CLEANER_NOTICE = "Detected that the Ray Train controller actor"
-WORKER_SETUP_HOOK = f"{__name__}.quiet_worker_notices"  # imported by name in each Ray worker process
-
-
-class _DropCleanupNotice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(PG_CLEANER_NOTICE)
 
 
 def quiet_worker_notices() -> None:
     """Ray's worker_process_setup_hook: runs once in each Ray worker process, never in the driver."""
+    import logging
+
+    class DropCleanupNotice(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith(PG_CLEANER_NOTICE)
+
     logger = logging.getLogger(PG_CLEANER_LOGGER)
-    if not any(isinstance(f, _DropCleanupNotice) for f in logger.filters):
-        logger.addFilter(_DropCleanupNotice())
+    if not any(type(f).__name__ == DropCleanupNotice.__name__ for f in logger.filters):
+        logger.addFilter(DropCleanupNotice())
 
 
-def _runtime_env(env_vars: Mapping[str, str]) -> dict:
-    return {"env_vars": dict(env_vars), "worker_process_setup_hook": WORKER_SETUP_HOOK}
+# Ray sends the hook to every worker process, on every node; by name (or by reference) it would have
+# to import ssgan first, and a process on a node without ssgan would die before it could say so
+# (ssgan.driver.nodes names such a node in one line). Under a module name no process imports,
+# the function travels by value.
+quiet_worker_notices.__module__ = "ssgan_worker_setup"
+
+
+def _runtime_env(env_vars: Mapping[str, str], ship_code: bool = False) -> dict:
+    env = {"env_vars": dict(env_vars), "worker_process_setup_hook": quiet_worker_notices}
+    if ship_code:
+        from ssgan.util.code import package_dir
+
+        # Uploaded once per job to the cluster's GCS and unpacked on each node, ahead of any installed copy.
+        env.update(py_modules=[str(package_dir())], excludes=["__pycache__", "*.pyc"])
+    return env
 
 
 class ClusterError(RuntimeError):
@@ -114,7 +126,7 @@ def connect(cluster: Cluster, extra_cpus: int = 0) -> None:
         # A Ray Client address (ray://) is not a GCS address the cluster's processes could use.
         env = {**dict(cluster.worker_env), **({} if "://" in cluster.address else {"RAY_ADDRESS": cluster.address})}
         with scoped_environ({**_init_auth_env(), **RAY_ENV}):
-            ray.init(address=cluster.address, runtime_env=_runtime_env(env), log_to_driver=True)
+            ray.init(address=cluster.address, runtime_env=_runtime_env(env, cluster.ship_code), log_to_driver=True)
         _warm_autoscaling_coordinator()
         return
     port = _free_port()
@@ -179,18 +191,28 @@ def _check(num_workers: int, have: float, kind: str, where: str) -> None:
                        f"Lower train.num_workers or add nodes (RAY_ADDRESS)")
 
 
-def check_resources(num_workers: int, use_gpu: bool) -> None:
-    """Fail fast where Ray would otherwise wait forever for resources it does not have."""
+def check_resources(num_workers: int, use_gpu: bool, resources: Mapping[str, float] | None = None) -> None:
+    """Fail fast where Ray would otherwise wait forever for resources it does not have. `resources`:
+    what each worker holds (train.resources_per_worker), beyond one CPU or GPU."""
     import ray
 
     total = ray.cluster_resources()
     kind = "GPU" if use_gpu else "CPU"
     _check(num_workers, total.get(kind, 0), kind, "the Ray cluster")
+    for name, amount in (resources or {}).items():
+        need = amount * num_workers
+        if name not in ("CPU", "GPU") and total.get(name, 0) < need:
+            raise ClusterError(f"train.resources_per_worker.{name}: {num_workers} worker(s) x {amount:g} needs {need:g}; "
+                               f"the Ray cluster has {total.get(name, 0):g}: start nodes with `ray start --resources "
+                               f"'{{\"{name}\": N}}'` (a private local Ray has none) or change the key")
 
 
 def check_storage(storage: str) -> None:
-    """A local storage path must be writable (checked before Ray starts); a URI is Ray's to check."""
+    """The run storage must be writable from here, checked before Ray starts: a local path, or a URI
+    (s3://, gs://) by writing and deleting a small object (whether the *nodes* reach it is
+    ssgan.driver.nodes's check)."""
     if "://" in storage:
+        _check_storage_uri(storage)
         return
     path = Path(storage)
     try:
@@ -205,3 +227,22 @@ def check_storage(storage: str) -> None:
 def storage_uri(path: str) -> str:
     """A local path made absolute (Ray needs it), or a URI (s3://, gs://, ...) as given."""
     return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def _check_storage_uri(storage: str) -> None:
+    from pyarrow import fs
+
+    from ssgan.util.redact import redact_uri
+
+    try:
+        filesystem, root = fs.FileSystem.from_uri(storage)
+        filesystem.create_dir(root, recursive=True)
+        probe = f"{root.rstrip('/')}/.ssgan-write-check"
+        with filesystem.open_output_stream(probe) as f:
+            f.write(b"ssgan checks that it can write its run storage\n")
+        filesystem.delete_file(probe)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ClusterError(f"{redact_uri(storage)}: cannot write the Ray Train storage ({reason}); check that the bucket "
+                           f"exists and that this machine's credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and "
+                           f"AWS_ENDPOINT_URL for MinIO or Ceph; GOOGLE_APPLICATION_CREDENTIALS for gs://) may write it") from None

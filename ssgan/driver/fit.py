@@ -4,15 +4,21 @@ It knows nothing of the model; it hands a `TrainJob` to `train_loop_per_worker` 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ssgan.config import Cluster
 from ssgan.driver.cluster import LOCAL_RAY_ENV, RAY_ENV, check_resources, connect, scoped_environ, storage_uri
+from ssgan.driver.data_refs import STREAM_DATASET, StreamedSplits, send_splits
 from ssgan.driver.resume import prune_runs
 from ssgan.driver.worker import train_loop_per_worker
+from ssgan.training.batches import SplitFiles
 from ssgan.training.checkpoint import load_training_state
 from ssgan.training.loop import TrainJob
+from ssgan.util.code import package_digest
+
+STREAM_WORKER_CPU = 0.5  # a CPU worker's share while the pool streams (train.resources_per_worker overrides)
 
 
 def epoch_callback(on_epoch: Callable[[dict[str, float]], None] | None):
@@ -50,20 +56,32 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
     `on_epoch` (picklable: it runs in Ray's controller process) receives rank 0's metrics of each
     epoch exactly once, with `epoch` and `step`. `callbacks` are further Ray Train callbacks (a
     sweep's trial passes Tune's, which forwards every report to the Tune scheduler). The caller
-    holds the run's lease (ssgan.driver.lease), or its sweep's.
+    holds the run's lease (ssgan.driver.lease), or its sweep's. Prepared files named by path (the
+    driver's) are read here and shipped through the object store; a sweep's trial passes the
+    references its driver shipped instead.
     """
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     tc = job.config.train
     connect(cluster)
-    check_resources(tc.num_workers, tc.use_gpu)
+    check_resources(tc.num_workers, tc.use_gpu, tc.worker_resources())
     storage = storage_uri(cluster.storage_path)
+    if isinstance(job.data, SplitFiles):
+        job = dataclasses.replace(job, data=send_splits(Path(job.data.data_dir), tc.num_workers, tc.stream_unlabeled))
+    streamed = isinstance(job.data, StreamedSplits)
+    resources = tc.worker_resources()
+    if streamed and tc.resources_per_worker is None and not tc.use_gpu:
+        # Ray Data's read tasks get only the CPUs Train does not reserve: a whole CPU per worker on a
+        # node with as many CPUs as workers would leave them none, and ingest would wait forever.
+        resources = {"CPU": STREAM_WORKER_CPU}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"job": job},
+        train_loop_config={"job": job, "code": package_digest()},
+        datasets={STREAM_DATASET: job.data.dataset} if streamed else None,
+        dataset_config=DataConfig(datasets_to_split=[STREAM_DATASET]) if streamed else None,
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
-                                     resources_per_worker={"GPU": 1} if tc.use_gpu else {"CPU": 1}),
+                                     resources_per_worker=resources, accelerator_type=tc.accelerator_type),
         run_config=RunConfig(name=name, storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              failure_config=FailureConfig(max_failures=tc.max_failures),

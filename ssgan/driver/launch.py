@@ -14,11 +14,11 @@ from ssgan.tracking import runs as tracking
 from ssgan.tracking import registry
 from ssgan.training.checkpoint import LoadedModel, model_from_payload, payload_bytes
 from ssgan.config import Cluster, Config, flatten
-from ssgan.data.identity import split_md5
 from ssgan.data.parquet import check_prepared, describe
 from ssgan.driver.cluster import check_local_cpus, check_resources, check_storage, connect, storage_uri
 from ssgan.driver import lease
 from ssgan.driver.fit import finish_run, fit
+from ssgan.driver.nodes import check_nodes
 from ssgan.util.fileio import atomic_write_many, csv_bytes
 from ssgan.util.images import grid_png, to_uint8
 from ssgan.util.plots import curves_png, note_png
@@ -26,11 +26,10 @@ from ssgan.tracking.promote import DATA_KEY_TAG, data_key, model_names
 from ssgan.quality.measures import FID_CLASSIFIER_VAL
 from ssgan.quality.probe import FidClassifierVal
 from ssgan.driver.resume import RUN_PREFIX, check_same_run, latest_state, remove_run, run_key
+from ssgan.tracking.lineage import MODEL_REQUIREMENTS, record_lineage
 from ssgan.tracking.runs import MODEL_MD5_TAG
 from ssgan.training.loop import TrainJob
 
-# The MLflow model environment: what loading the logged models needs (and faster than inferring it).
-MODEL_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
 
 
 @dataclass(frozen=True)
@@ -70,23 +69,6 @@ def output_files(cfg: Config, state: dict, model: LoadedModel, outputs: TrainOut
                if cfg.train.mode == "ssgan" else note_png(NO_GENERATOR_NOTE))
     return {outputs.model: payload_bytes(best), outputs.history: csv_bytes(state["history"], columns),
             outputs.samples: samples, outputs.curves: curves_png(state["history"], best["epoch"], cfg.train.mode)}
-
-
-SPLIT_CONTEXTS = {"labeled": "training", "unlabeled": "training", "val": "validation", "test": "test"}
-
-
-def record_lineage(run: tracking.RunRef, data_dir: Path, source: str, model, lineage: Mapping[str, str],
-                   key: str) -> None:
-    """Tags that trace the run to its code and data (`key`: the data key), and the splits as MLflow
-    datasets. Each dataset's digest is its file's md5: the md5 DVC lists for that file in data/prepared's manifest."""
-    tags = {"ssgan.source": source, DATA_KEY_TAG: key, "ssgan.labels": str(describe(data_dir / "labeled.parquet")[1]),
-            # the count, not the names: MLflow cuts a tag at 8,000 characters; the names travel in each
-            # logged model (class_names.json and the payload), whatever their number
-            "ssgan.num_classes": str(model.meta.num_classes), **lineage}
-    for key, value in tags.items():
-        tracking.set_tag(run, key, value)
-    tracking.log_datasets(run, {name: (data_dir / f"{name}.parquet", split_md5(data_dir, name), context)
-                                for name, context in SPLIT_CONTEXTS.items()})
 
 
 def generator_probe(cfg: Config, path: Path | None) -> FidClassifierVal | None:
@@ -171,8 +153,9 @@ def _train_held(cfg: Config, data_dir: Path, source: str, outputs: TrainOutputs,
     state = latest_state(storage, name)
     if state is not None:
         check_same_run(state, key, f"{storage}/{name}")
-    connect(cluster)  # fail on missing resources before an MLflow run is opened
-    check_resources(cfg.train.num_workers, cfg.train.use_gpu)
+    connect(cluster)  # fail on missing resources, code or storage before an MLflow run is opened
+    check_resources(cfg.train.num_workers, cfg.train.use_gpu, cfg.train.worker_resources())
+    check_nodes(storage)
     run, logged = open_run(cfg, key, state, tracking_uri, artifact_root, source)
     try:
         job = TrainJob(cfg, str(data_dir), key, probe=generator_probe(cfg, reference))

@@ -22,8 +22,8 @@ from ssgan.data.identity import TRAINING_SPLITS, splits_digest
 from ssgan.driver import lease
 from ssgan.util.names import UnsafeNameError, check_name, inside
 
-# Train params that change how a run is operated, not what it computes.
-OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows")
+# Train params that change how a run is operated or placed, not what it computes.
+OPERATIONAL = ("checkpoint_every", "max_failures", "sample_rows", "resources_per_worker", "accelerator_type")
 # Ray Train run directories are named RUN_PREFIX + the run key. The storage may be shared (other
 # users, `dvc exp --jobs`), so a run deletes only its own directory once its outputs are written,
 # and another run's only when that run's driver has gone (its lease, ssgan.driver.lease, is stale)

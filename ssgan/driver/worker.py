@@ -8,7 +8,9 @@ from typing import Any, Iterator
 
 import torch
 
+from ssgan.driver.cluster import ClusterError
 from ssgan.training.loop import run_training
+from ssgan.util.code import package_digest, package_dir
 
 
 class RaySession:
@@ -52,7 +54,19 @@ def _quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
+def check_code(driver_digest: str) -> None:
+    """Refuse to train with ssgan code other than the driver's (another version installed on this node)."""
+    mine = package_digest()
+    if mine != driver_digest:
+        import ray
+
+        raise ClusterError(f"the ssgan code on node {ray.util.get_node_ip_address()} ({package_dir()}, digest {mine}) "
+                           f"differs from the driver's (digest {driver_digest}): install the same ssgan on every node, "
+                           f"or set SSGAN_SHIP_CODE=1 so Ray ships the driver's")
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The function Ray Train runs on every rank."""
     _quiet_report_log()
+    check_code(loop_config["code"])
     run_training(loop_config["job"], RaySession())

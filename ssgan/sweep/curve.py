@@ -122,7 +122,7 @@ def _curve_held(cc: CurveConfig, base: dict[str, Any], data_cfg: DataConfig, out
                                     {**flatten(from_mapping(base, TRIAL_SECTIONS)), **{f"curve.{k}": v for k, v in to_dict(cc).items()}},
                                     artifact_root, f"curve {name}", {SWEEP_TAG: name, "ssgan.mode": "curve"})
     parent = run_tuner(TunerSpec(
-        tune=tc, trials=spec, keys=KEYS, param_space=planned(trials, data_dirs), storage=storage,
+        tune=tc, trials=spec, keys=KEYS, param_space=planned(trials, data_dirs), data_dirs=tuple(data_dirs), storage=storage,
         tracking_uri=tracking_uri, artifact_root=artifact_root, resume=resume, open_parent=open_parent,
         describe=f"{len(trials)} runs ({len(cc.labels)} label counts x {cc.seeds} seeds x {len(cc.modes)} modes), "
                  f"{cc.epochs} epochs each", command="ssgan curve"))

@@ -35,7 +35,8 @@ class SearchParam:
 # Train keys a sweep sets itself (tune.workers_per_trial, tune.use_gpu, tune.epochs) or that do
 # not change what a trial computes: searching them is refused.
 NOT_SEARCHABLE = ("train.num_workers", "train.use_gpu", "train.epochs", "train.checkpoint_every",
-                  "train.max_failures", "train.sample_rows")
+                  "train.max_failures", "train.sample_rows", "train.resources_per_worker", "train.accelerator_type",
+                  "train.stream_unlabeled")
 
 
 @dataclass(frozen=True)

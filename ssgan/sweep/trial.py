@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 from ssgan import metrics as M
 from ssgan.config import Cluster, Config, flatten
+from ssgan.data.parquet import Split
+from ssgan.driver.data_refs import ShippedSplits, StreamedSplits
 from ssgan.driver.fit import finish_run, fit
 from ssgan.sweep.space import trial_config
 from ssgan.training.checkpoint import model_from_payload
@@ -22,13 +23,22 @@ from ssgan.training.loop import TrainJob
 class TrialSpec:
     """What every trial needs; travels to the trial actors through the object store."""
     params: dict[str, Any]  # the base data/model/train sections
-    data_dir: str
+    data_dir: str  # the driver's prepared splits: a key into `shipped`, never opened by a trial
     cluster: Cluster
     sweep: str
     epochs: int
     workers: int
     use_gpu: bool
     evaluate_test: bool = False  # a label curve scores each trial's val-selected model on its test split
+    # Each data dir's splits in the object store (ssgan.driver.data_refs), put by the sweep's driver
+    # (run_tuner): a trial runs on any node and reads nothing by the driver's paths.
+    shipped: Mapping[str, ShippedSplits | StreamedSplits] | None = None
+
+    def data(self, data_dir: str | None = None) -> ShippedSplits | StreamedSplits:
+        key = data_dir or self.data_dir
+        if not self.shipped or key not in self.shipped:
+            raise RuntimeError(f"{key}: its splits were not shipped to the trials (run_tuner ships every data dir)")
+        return self.shipped[key]
 
 
 def trial_train_config(spec: TrialSpec, overrides: Mapping[str, Any]) -> Config:
@@ -53,21 +63,18 @@ def run_trial(config: dict[str, Any], spec: TrialSpec, keys: tuple[str, ...]) ->
 
     trial_id = tune.get_context().get_trial_id()
     cfg = trial_train_config(spec, overrides_of(keys, config))
-    data_dir = (config.get("trial") or {}).get("data_dir") or spec.data_dir
+    data = spec.data((config.get("trial") or {}).get("data_dir"))
     # Named by sweep and trial, so a trial restarted by `--resume` continues from its own checkpoint.
     name = f"{spec.sweep}-{trial_id}"
-    state = fit(TrainJob(cfg, data_dir, run_key=trial_id), spec.cluster, name=name, callbacks=[TuneReportCallback()])
+    state = fit(TrainJob(cfg, data, run_key=trial_id), spec.cluster, name=name, callbacks=[TuneReportCallback()])
     if spec.evaluate_test:
-        tune.report(selected_model_scores(state, data_dir))
+        tune.report(selected_model_scores(state, data.test_split()))
     finish_run(spec.cluster, name)
 
 
-def selected_model_scores(state: dict[str, Any], data_dir: str) -> dict[str, float]:
+def selected_model_scores(state: dict[str, Any], test: Split) -> dict[str, float]:
     """The val-selected model's val error and, scored once, its test error (reported, never selected on)."""
-    from ssgan.data.parquet import read_split
-
     model = model_from_payload(state["best"])
-    test = read_split(Path(data_dir) / "test.parquet")
     accuracy = M.accuracy(M.predict(model.discriminator, test.images), test.labels)
     return {M.VAL_ERROR: 1.0 - float(state["best"]["val_accuracy"]), M.TEST_ERROR: 1.0 - accuracy,
             M.BEST_EPOCH: float(state["best"]["epoch"])}

@@ -9,6 +9,7 @@ writes each trial's child run (ssgan.sweep.trial_log).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from typing import Any, Callable, Mapping
 from ssgan import metrics as M
 from ssgan.config import ConfigError
 from ssgan.driver.cluster import check_resources, connect, import_ray, scoped_environ
+from ssgan.driver.data_refs import send_splits
+from ssgan.driver.nodes import check_nodes
 from ssgan.driver.resume import remove_run
 from ssgan.util.names import check_name
 from ssgan.sweep.space import SearchParam, TuneConfig, field_hint
-from ssgan.sweep.trial import TrialSpec, overrides_of, run_trial, trial_params
+from ssgan.sweep.trial import TrialSpec, overrides_of, run_trial, trial_params, trial_train_config
 from ssgan.sweep.trial_log import SWEEP_TAG, TrialLog
 from ssgan.tracking import runs as tracking
 
@@ -52,6 +55,7 @@ class TunerSpec:
     describe: str  # for the progress line, e.g. "8 trial(s), 20 epochs max, asha, random search"
     command: str  # the command named in hints: "ssgan tune" or "ssgan curve"
     resume: bool = False  # continue the interrupted experiment of this name
+    data_dirs: tuple[str, ...] = ()  # every prepared-splits dir a trial trains on, besides trials.data_dir
 
 
 def planned(trials: list[dict[str, Any]], data_dirs: list[str | None] | None = None) -> dict[str, Any]:
@@ -126,7 +130,13 @@ def run_tuner(run: TunerSpec) -> tracking.RunRef:
         raise SweepError(f"--resume: {name!r} has no MLflow parent run in {run.tracking_uri} (another MLFLOW_TRACKING_URI?); "
                          f"point MLFLOW_TRACKING_URI at the store that started it, or run `{command}` without --resume")
     connect(cluster, extra_cpus=1)
-    check_resources(tc.workers_per_trial, tc.use_gpu)
+    check_resources(tc.workers_per_trial, tc.use_gpu, trial_train_config(spec, {}).train.worker_resources())
+    check_nodes(storage)
+    # The trials run on any node: each gets its splits as object references, put once here.
+    dirs = dict.fromkeys((spec.data_dir, *run.data_dirs))
+    stream = trial_train_config(spec, {}).train.stream_unlabeled
+    spec = dataclasses.replace(spec, shipped={d: send_splits(Path(d), spec.workers, stream, with_test=spec.evaluate_test)
+                                              for d in dirs})
     if run.resume:
         tracking.reopen_run(parent)
     else:

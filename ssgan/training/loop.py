@@ -16,10 +16,9 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
 
 from ssgan.training import losses
-from ssgan.training.batches import WorkerData, batch_stream
+from ssgan.training.batches import SplitFiles, SplitSource, WorkerData, batch_stream
 from ssgan.training.checkpoint import load_training_state
 from ssgan.config import Config, TrainConfig
-from ssgan.data.parquet import read_split
 from ssgan.training.models import build_models, data_dependent_init
 from ssgan.training.rank0 import GeneratorProbe, Rank0Reporter
 from ssgan.training.step import Batch, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
@@ -28,13 +27,18 @@ from ssgan.training.unlabeled_terms import Terms
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Everything a worker needs; absolute paths, since Ray workers run in their own directories."""
+    """Everything a worker needs. On Ray the data are the driver's object references (ssgan.driver.fit
+    turns a path into them); a path (made a `SplitFiles`) serves in-process runs."""
     config: Config
-    data_dir: str
+    data: SplitSource
     run_key: str = ""  # stored in every checkpoint, so a resume can check it continues the same run
     # Scores G on val at the epochs quality.every_epochs names (ssgan.quality.probe builds one from
     # the reference classifier); it travels with the job, so workers need no path to the driver's cache.
     probe: GeneratorProbe | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, (str, Path)):
+            object.__setattr__(self, "data", SplitFiles(str(Path(self.data).resolve())))
 
 
 class Session(Protocol):
@@ -123,12 +127,19 @@ def run_training(job: TrainJob, session: Session) -> None:
     cfg, tc = job.config, job.config.train
     rank, world, device = session.rank, session.world_size, session.device
     torch.manual_seed(tc.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
-    data = WorkerData.load(Path(job.data_dir), rank, world)
+    data = job.data.worker_data(rank, world)
     d, g = build_models(cfg.model, data.meta.image_shape, data.meta.num_classes)
     d, g = d.to(device), g.to(device)
-    # One batch for data-dependent init; training draws from its own seeded stream below.
-    first = next(batch_stream(data, tc.batch_size, np.random.default_rng([tc.seed, rank]), device))
-    data_dependent_init(d, torch.cat([first.x_labeled, first.x_unlabeled]))
+    # One batch for data-dependent init; training draws from its own seeded stream below. A streamed
+    # pool is not read for it (each pass of a Ray Data split is one the ranks take together).
+    if data.unlabeled_stream is None:
+        first = next(batch_stream(data, tc.batch_size, np.random.default_rng([tc.seed, rank]), device))
+        init_images = torch.cat([first.x_labeled, first.x_unlabeled])
+    else:
+        first = next(batch_stream(dataclasses.replace(data, unlabeled_stream=None, unlabeled=data.labeled), tc.batch_size,
+                                  np.random.default_rng([tc.seed, rank]), device))
+        init_images = first.x_labeled
+    data_dependent_init(d, init_images)
     data_dependent_init(g, g.sample_latent(len(first.x_unlabeled), device=device),
                         g.sample_classes(len(first.x_unlabeled), device=device))
     d, g = session.prepare_model(d), session.prepare_model(g)
@@ -145,7 +156,7 @@ def run_training(job: TrainJob, session: Session) -> None:
     base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
     options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss, terms_of(tc))
-    reporter = (Rank0Reporter(cfg, data.meta, read_split(Path(job.data_dir) / "val.parquet"), state, job.probe)
+    reporter = (Rank0Reporter(cfg, data.meta, job.data.val(), state, job.probe)
                 if rank == 0 else None)
     if reporter:
         print(f"[ssgan] {tc.mode}: {world} worker(s), {steps_per_epoch} steps/epoch x {tc.epochs} epochs, "
