@@ -121,8 +121,6 @@ def test_failed_stage_keeps_the_previous_outputs(repro_project, section, key, va
 def test_a_new_store_gets_the_run_the_champion_and_predicts(repro_project):
     """A fresh clone's new store (here: the store moved away): DVC skips train and evaluate, whose
     outputs match dvc.lock, and promote records their run, test metrics and versions, then the champion."""
-    import mlflow
-
     project, _ = repro_project
     (project / "mlflow.db").rename(project / "old-mlflow.db")
     shutil.move(project / "mlruns", project / "old-mlruns")
@@ -132,14 +130,23 @@ def test_a_new_store_gets_the_run_the_champion_and_predicts(repro_project):
     assert "Stage 'train' didn't change, skipping" in repro.stdout and "recorded MLflow run" in repro.stdout
     assert _snapshot(project).keys() == before.keys()
     assert {k for k in before if _snapshot(project)[k] != before[k]} <= {"promotion.json"}
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    # Read in a new process: this one's MLflow caches its database engine by URI, and the URI is the one
+    # the moved-away store had.
+    query = ("import hashlib, json, mlflow, sys\n"
+             "c = mlflow.MlflowClient(sys.argv[1])\n"
+             "md5 = hashlib.md5(open('models/model.pt', 'rb').read()).hexdigest()\n"
+             "runs = c.search_runs([e.experiment_id for e in c.search_experiments()], f\"tags.`ssgan.model_md5` = '{md5}'\")\n"
+             "champion = c.get_model_version_by_alias('ssgan-digits-classifier', 'champion')\n"
+             "print(json.dumps({'runs': [(r.info.run_id, r.info.status, r.data.metrics.get('test_error'),"
+             " r.data.tags.get('ssgan.recorded_from')) for r in runs], 'champion': champion.run_id}))\n")
+    out = subprocess.run([sys.executable, "-c", query, f"sqlite:///{project / 'mlflow.db'}"], cwd=project, env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    store = json.loads(out.stdout.strip().splitlines()[-1])
     metrics = json.loads((project / "metrics.json").read_text())
-    md5 = __import__("hashlib").md5((project / "models" / "model.pt").read_bytes()).hexdigest()
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], f"tags.`ssgan.model_md5` = '{md5}'")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert runs[0].data.metrics["test_error"] == pytest.approx(metrics["test_error"])
-    champion = client.get_model_version_by_alias("ssgan-digits-classifier", "champion")
-    assert champion.run_id == runs[0].info.run_id
+    (run_id, status, test_error, recorded), = store["runs"]
+    assert status == "FINISHED" and recorded == "dvc outputs" and store["champion"] == run_id
+    assert test_error == pytest.approx(metrics["test_error"])
     again = _dvc(project, "repro")  # the store has the run now: nothing recorded twice
     assert again.returncode == 0 and "recorded MLflow run" not in again.stdout and "already the champion" in again.stdout
     predict = subprocess.run([sys.executable, "-m", "ssgan", "predict", "--model", "models:/ssgan-digits-classifier@champion",

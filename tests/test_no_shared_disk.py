@@ -5,7 +5,8 @@ S3-compatible server (moto, as Ray's own tests use) and tracking an `mlflow serv
 127.0.0.1. The training workers are forced onto the hidden node by a custom resource.
 
 One cluster for the module: a 2-worker training that loses a worker (SIGKILL) after a checkpoint
-reached the bucket and finishes from it with every epoch logged once; a 2-trial sweep with its
+reached the bucket and goes on from it, then loses its driver, whose rerun resumes from the bucket
+and finishes with every epoch logged once; a 2-trial sweep with its
 parent and child runs on the server; evaluate, promote and predict against the server; and the
 refusals a new cluster user meets (a node without ssgan, storage the node cannot see, a bucket
 that does not exist, a server that does not answer), each one line before training.
@@ -34,7 +35,7 @@ BUCKET = "ssgan-runs"
 pytestmark = pytest.mark.slow
 
 WORKER_RESOURCE = "ssgan_hidden_node"
-CLUSTER_TRAIN = {**TINY_PARAMS["train"], "epochs": 6, "steps_per_epoch": 120, "max_failures": 1,
+CLUSTER_TRAIN = {**TINY_PARAMS["train"], "epochs": 8, "steps_per_epoch": 150, "max_failures": 1,
                  "resources_per_worker": {"CPU": 1, WORKER_RESOURCE: 1}}
 
 
@@ -246,31 +247,42 @@ def test_refusals_before_training(cluster):
     assert not (cluster.project / "models").exists() and not (cluster.project / "mlflow.db").exists()
 
 
-def test_training_loses_a_worker_and_finishes_from_the_bucket(cluster):
+def _checkpoints(cluster) -> list[str]:
+    return [k for k in cluster.objects("ray/") if "/checkpoint_" in k and k.endswith("state.pt")]
+
+
+def test_training_survives_a_dead_worker_and_a_dead_driver_from_the_bucket(cluster):
+    """SIGKILL a worker once a checkpoint is in the bucket (Ray restarts the group from it, max_failures
+    1), then the driver once a later one is (the rerun resumes from it): every epoch logged once."""
     import mlflow
 
-    proc = subprocess.Popen([sys.executable, "-m", "ssgan", "train"], cwd=cluster.project, env=cluster.driver_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    train = [sys.executable, "-m", "ssgan", "train"]
+    log = cluster.base / "killed-driver.log"
+    proc = subprocess.Popen(train, cwd=cluster.project, env=cluster.driver_env(), stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        checkpoint = _wait(lambda: [k for k in cluster.objects("ray/") if "/checkpoint_" in k and k.endswith("state.pt")],
-                           300, "a checkpoint object in the bucket")
+        first = _wait(lambda: _checkpoints(cluster), 300, "a checkpoint object in the bucket", proc, log)
         here = os.readlink("/proc/self/ns/mnt")
         workers = _wait(lambda: {p: ns for p, ns in _train_workers().items() if ns != here}, 60, "train workers")
-        os.kill(next(iter(workers)), signal.SIGKILL)
-        out, _ = proc.communicate(timeout=600)
+        os.kill(next(iter(workers)), signal.SIGKILL)  # on the hidden node: its mount namespace is not ours
+        _wait(lambda: set(_checkpoints(cluster)) - set(first), 300, "a checkpoint after the restart", proc, log)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
-    assert checkpoint
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert _checkpoints(cluster)  # the killed driver's run is resumable from the bucket
+    rerun = cluster.ssgan("train")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "resuming run" in rerun.stdout
     client = mlflow.MlflowClient(cluster.tracking)
-    run = client.search_runs([client.get_experiment_by_name("ssgan-digits").experiment_id],
-                             "tags.`ssgan.mode` = 'ssgan'")[0]
+    (run,) = client.search_runs([client.get_experiment_by_name("ssgan-digits").experiment_id],
+                                "tags.`ssgan.mode` = 'ssgan'")
     assert run.info.status == "FINISHED"
     # Every epoch once: a restart from scratch (not from the bucket's checkpoint) would log the early ones twice.
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_error")]
     assert sorted(steps) == list(range(1, CLUSTER_TRAIN["epochs"] + 1))
-    assert (cluster.project / "models" / "model.pt").exists()
+    assert (cluster.project / "models" / "model.pt").exists() and _checkpoints(cluster) == []  # finished: pruned
     assert not (cluster.project / "mlflow.db").exists() and not (cluster.project / "mlruns").exists()
     assert not (cluster.project / ".ray_results").exists()
     assert cluster.hidden_listing() == {str(h): [] for h in cluster.hidden}  # nothing reached the driver's paths
