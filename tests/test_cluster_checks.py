@@ -26,7 +26,7 @@ from tests.conftest import TINY_PARAMS
 
 def _split(labels=True) -> Split:
     images = np.arange(4 * 8 * 8, dtype=np.uint8).reshape(4, 8, 8, 1)
-    return Split(images, np.array([0, 1, 2, 1]) if labels else None, {"num_classes": 3, "shape": [8, 8, 1]})
+    return Split(images, np.array([0, 1, 2, 1]) if labels else None, {"num_classes": 3, "shape": [8, 8, 1], "class_names": ["a", "b", "c"], "source": "t"})
 
 
 def test_content_digest_sees_every_pixel_label_and_key():
@@ -49,7 +49,7 @@ def test_a_rank_refuses_data_that_is_not_the_runs(ray_local):
     forged = dataclasses.replace(part, digest="0" * 32)  # what a rank would see if the object were other rows
     with pytest.raises(DataIdentityError, match="labeled.parquet: the rows this worker received .* are not the ones"):
         fetch(forged)
-    shipped = ShippedSplits(part, (put_split("unlabeled shard 1/1", _split(labels=False)),), part)
+    shipped = ShippedSplits(labeled=part, validation=part, shards=(put_split("unlabeled shard 1/1", _split(labels=False)),))
     assert shipped.worker_data(0, 1).unlabeled_total == 4
     with pytest.raises(ClusterError, match="shipped as 1 shard"):
         shipped.worker_data(0, 2)
@@ -111,6 +111,35 @@ def test_a_server_that_is_not_mlflow_is_named():
     try:
         with pytest.raises(TrackingError, match="answered HTTP 404; is this an MLflow tracking server"):
             check_server(f"http://user:secret@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+
+
+def test_a_server_that_refuses_the_credentials_is_named():
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            if self.path == "/health":
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+            else:
+                self.send_response(401)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"You are not authenticated.")
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match="the tracking server refused ssgan .*MLFLOW_TRACKING_USERNAME"):
+            check_server(f"http://127.0.0.1:{server.server_port}")
+        assert time.monotonic() - started < 30  # 401 is not retried
     finally:
         server.shutdown()
 

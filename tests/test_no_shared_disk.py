@@ -109,7 +109,8 @@ class Cluster:
         token = secrets.token_hex(32)
         clean = {k: v for k, v in os.environ.items()
                  if not k.startswith(("RAY_", "MLFLOW_", "SSGAN_", "AWS_")) and k != "DVC_ROOT"}
-        self.env = {**clean, **self.aws, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+        # PYTHONPATH: the head imports the ssgan under test (the hidden node cannot see it: it gets the shipped one).
+        self.env = {**clean, **self.aws, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(ROOT),
                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         mlflow_port = _free_port()
         self.tracking = f"http://127.0.0.1:{mlflow_port}"

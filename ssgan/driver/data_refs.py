@@ -46,13 +46,27 @@ class ShippedPart:
     rows: int
 
 
-@dataclass(frozen=True)
-class ShippedSplits:
-    """A `SplitSource` (ssgan.training.batches) of object references, for ranks anywhere on the cluster."""
+@dataclass(frozen=True, kw_only=True)
+class WholeSplits:
+    """The small splits, whole in the object store: labeled for every rank, val for rank 0, test for a curve."""
     labeled: ShippedPart
-    shards: tuple[ShippedPart, ...]  # the unlabeled pool, one contiguous shard per rank
     validation: ShippedPart
     test: ShippedPart | None = None
+
+    def val(self) -> Split:
+        # Copied out of the object store, since torch warns on (and may not write to) read-only arrays.
+        return fetch(self.validation, copy=True)
+
+    def test_split(self) -> Split:
+        if self.test is None:
+            raise ClusterError("the test split was not shipped with this job")
+        return fetch(self.test, copy=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShippedSplits(WholeSplits):
+    """A `SplitSource` (ssgan.training.batches) of object references, for ranks anywhere on the cluster."""
+    shards: tuple[ShippedPart, ...]  # the unlabeled pool, one contiguous shard per rank
 
     @property
     def unlabeled_total(self) -> int:
@@ -62,23 +76,22 @@ class ShippedSplits:
         if world_size != len(self.shards):
             raise ClusterError(f"the unlabeled pool was shipped as {len(self.shards)} shard(s) for {world_size} "
                                f"worker(s); ship it again for this number of workers")
-        # The pool shard stays in the object store (batches copy the rows they index); the small
-        # splits are copied out, since torch warns on (and may not write to) read-only arrays.
+        # The pool shard stays in the object store: batches copy the rows they index.
         return WorkerData.of(fetch(self.labeled, copy=True), fetch(self.shards[rank]), self.unlabeled_total)
-
-    def val(self) -> Split:
-        return fetch(self.validation, copy=True)
-
-    def test_split(self) -> Split:
-        if self.test is None:
-            raise ClusterError("the test split was not shipped with this job")
-        return fetch(self.test, copy=True)
 
 
 def put_split(name: str, split: Split) -> ShippedPart:
     import ray
 
     return ShippedPart(name, ray.put(split), content_digest(split), len(split.images))
+
+
+def put_whole(data_dir: Path, with_test: bool) -> dict[str, ShippedPart | None]:
+    """labeled, validation (and test) put whole: WholeSplits' fields."""
+    def put(name: str) -> ShippedPart:
+        return put_split(str(data_dir / f"{name}.parquet"), read_split(data_dir / f"{name}.parquet"))
+
+    return {"labeled": put("labeled"), "validation": put("val"), "test": put("test") if with_test else None}
 
 
 def ship_splits(data_dir: Path, world_size: int, with_test: bool = False) -> ShippedSplits:
@@ -88,9 +101,7 @@ def ship_splits(data_dir: Path, world_size: int, with_test: bool = False) -> Shi
     total = describe(path)[1]
     shards = tuple(put_split(f"{path} shard {r + 1}/{world_size}", read_split(path, r, world_size))
                    for r in range(world_size))
-    test = put_split(str(data_dir / "test.parquet"), read_split(data_dir / "test.parquet")) if with_test else None
-    shipped = ShippedSplits(put_split(str(data_dir / "labeled.parquet"), read_split(data_dir / "labeled.parquet")),
-                            shards, put_split(str(data_dir / "val.parquet"), read_split(data_dir / "val.parquet")), test)
+    shipped = ShippedSplits(shards=shards, **put_whole(data_dir, with_test))
     assert shipped.unlabeled_total == total, (shipped.unlabeled_total, total)
     return shipped
 
@@ -138,28 +149,17 @@ class StreamShard:
             yield decode_images(batch, self.meta)
 
 
-@dataclass(frozen=True)
-class StreamedSplits:
+@dataclass(frozen=True, kw_only=True)
+class StreamedSplits(WholeSplits):
     """A `SplitSource` whose unlabeled pool streams through Ray Data (`dataset` goes to TorchTrainer)."""
-    labeled: ShippedPart
-    validation: ShippedPart
     dataset: Any  # ray.data.Dataset of the unlabeled file's image column
     unlabeled_total: int
     meta: dict
-    test: ShippedPart | None = None
     shuffle_buffer: int = 10_000  # rows each rank shuffles among as they stream
 
     def worker_data(self, rank: int, world_size: int) -> WorkerData:
         return WorkerData.of(fetch(self.labeled, copy=True), None, self.unlabeled_total,
                              StreamShard(self.meta, self.shuffle_buffer))
-
-    def val(self) -> Split:
-        return fetch(self.validation, copy=True)
-
-    def test_split(self) -> Split:
-        if self.test is None:
-            raise ClusterError("the test split was not shipped with this job")
-        return fetch(self.test, copy=True)
 
 
 def stream_splits(data_dir: Path, with_test: bool = False) -> StreamedSplits:
@@ -173,10 +173,7 @@ def stream_splits(data_dir: Path, with_test: bool = False) -> StreamedSplits:
     meta, rows = describe(path)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     dataset = ray.data.read_parquet(str(path.resolve()), columns=["image"], ray_remote_args={"scheduling_strategy": here})
-    test = put_split(str(data_dir / "test.parquet"), read_split(data_dir / "test.parquet")) if with_test else None
-    return StreamedSplits(put_split(str(data_dir / "labeled.parquet"), read_split(data_dir / "labeled.parquet")),
-                          put_split(str(data_dir / "val.parquet"), read_split(data_dir / "val.parquet")),
-                          dataset, rows, meta, test)
+    return StreamedSplits(dataset=dataset, unlabeled_total=rows, meta=meta, **put_whole(data_dir, with_test))
 
 
 def send_splits(data_dir: Path, world_size: int, stream: bool | None, with_test: bool = False) -> ShippedSplits | StreamedSplits:
