@@ -12,9 +12,9 @@ Train worker would be:
   its content digest;
 - `stream` (`train.stream_unlabeled: true`): Ray Data `read_parquet` on the driver's node,
   `streaming_split(2)`, a 10,000-row local shuffle per pass.
-For each: `setup s` (driver work + the slower rank's time until its first batch can be drawn),
-then the batches (labeled + unlabeled, as float tensors ready for the step) drawn per second by
-each rank, and `% of a step`: the time to draw one batch over the time of one SSGAN training step
+For each: `setup s` (driver work + the slower rank's time until it holds its first batch), then
+the images (labeled + unlabeled, as float tensors ready for the step) the two ranks draw per
+second after it (a stream's later passes restart inside this), and `% of a step`: the time to draw one batch over the time of one SSGAN training step
 (params.yaml's model at that image shape, benchmarks/step_speed.py's timing) on this machine.
 The pool is synthetic (28x28 images made of a few strokes, so they compress like real ones).
 """
@@ -65,8 +65,9 @@ def rank_read(source, rank: int, world: int, batch_size: int, steps: int) -> tup
     torch.set_num_threads(1)
     start = time.perf_counter()
     data = source.worker_data(rank, world)
-    ready = time.perf_counter() - start
     batches = batch_stream(data, batch_size, np.random.default_rng([0, rank]), torch.device("cpu"))
+    next(batches)  # a stream starts its first pass here
+    ready = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         next(batches)
@@ -82,8 +83,11 @@ class StreamRank:
     def passes(self, batch_size: int, seed: int):
         from ssgan.data.parquet import decode_images
 
+        from ssgan.driver.data_refs import PREFETCH_BATCHES
+
         for batch in self.iterator.iter_batches(batch_size=batch_size, batch_format="pyarrow", drop_last=True,
-                                                local_shuffle_buffer_size=self.shuffle, local_shuffle_seed=seed):
+                                                local_shuffle_buffer_size=self.shuffle, local_shuffle_seed=seed,
+                                                prefetch_batches=PREFETCH_BATCHES):
             yield decode_images(batch, self.meta)
 
 
@@ -93,7 +97,10 @@ def measure(way: str, data_dir: Path, batch_size: int, steps: int) -> dict:
     from ssgan.driver.data_refs import fetch, ship_splits, stream_splits
     from ssgan.training.batches import SplitFiles, WorkerData
 
-    task = ray.remote(num_cpus=1)(rank_read)
+    from ssgan.driver.fit import STREAM_WORKER_CPU
+
+    # As a training's CPU workers hold while the pool streams: Ray Data's read tasks need the rest.
+    task = ray.remote(num_cpus=STREAM_WORKER_CPU)(rank_read)
     start = time.perf_counter()
     if way == "local read":
         sources = [SplitFiles(str(data_dir))] * 2
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.pool:
             print(f"[data_path] writing a synthetic pool of {args.pool:,} images ...", flush=True)
             sets[f"synthetic {args.pool:,} x 28x28"] = synthetic_prepared(Path(tmp) / "pool", args.pool)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             for name, data_dir in sets.items():
                 from ssgan.data.parquet import describe

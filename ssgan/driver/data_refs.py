@@ -17,6 +17,7 @@ labeled and val still travel whole as above. `stream_wanted` says when.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ STREAM_DATASET = "unlabeled"  # its name in TorchTrainer(datasets=...)
 # auto (train.stream_unlabeled: null) streams a pool whose pixels exceed this share of the cluster's
 # object store: the store also holds every other object of the job, and spills to disk when full.
 STREAM_ABOVE_STORE_FRACTION = 0.25
+PREFETCH_BATCHES = 4  # a shuffled stream's batch cost fell from 0.8 to 0.3 ms with prefetching (docs/distributed.md)
 
 
 class DataIdentityError(ClusterError):
@@ -145,7 +147,7 @@ class StreamShard:
         shard = ray.train.get_dataset_shard(STREAM_DATASET)
         for batch in shard.iter_batches(batch_size=batch_size, batch_format="pyarrow", drop_last=True,
                                         local_shuffle_buffer_size=max(self.shuffle_buffer, batch_size),
-                                        local_shuffle_seed=seed):
+                                        local_shuffle_seed=seed, prefetch_batches=PREFETCH_BATCHES):
             yield decode_images(batch, self.meta)
 
 
@@ -172,7 +174,11 @@ def stream_splits(data_dir: Path, with_test: bool = False) -> StreamedSplits:
     path = data_dir / "unlabeled.parquet"
     meta, rows = describe(path)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    dataset = ray.data.read_parquet(str(path.resolve()), columns=["image"], ray_remote_args={"scheduling_strategy": here})
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates ray_remote_args for named parameters, but has no named scheduling strategy.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
+        dataset = ray.data.read_parquet(str(path.resolve()), columns=["image"],
+                                        ray_remote_args={"scheduling_strategy": here})
     return StreamedSplits(dataset=dataset, unlabeled_total=rows, meta=meta, **put_whole(data_dir, with_test))
 
 
