@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -163,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.pool:
             print(f"[data_path] writing a synthetic pool of {args.pool:,} images ...", flush=True)
             sets[f"synthetic {args.pool:,} x 28x28"] = synthetic_prepared(Path(tmp) / "pool", args.pool)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # The rank function lives in this script: workers import it (as the tests do) from benchmarks/.
+        paths = os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": paths}})
         try:
             for name, data_dir in sets.items():
                 from ssgan.data.parquet import describe

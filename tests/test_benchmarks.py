@@ -145,3 +145,15 @@ def test_ssl_gain_prints_the_table_from_saved_runs(tmp_path, capsys):
     assert "ratio ssgan / supervised = 0.50 (95 % bootstrap over seeds 0.50-0.50)" in out
     with pytest.raises(SystemExit, match="no saved run for \\(arm, seed\\) \\('ssgan', 2\\)"):
         ssl_gain.main(["--params", str(params), "--seeds", "3", "--from", str(tmp_path / "a.json"), "--from", str(tmp_path / "b.json")])
+
+
+@pytest.mark.slow  # starts a local Ray
+def test_data_path_prints_each_way(capsys):
+    import data_path
+
+    data_path.main(["--pool", "2000", "--steps", "3"])
+    out = capsys.readouterr().out
+    rows = [line.split("|") for line in out.splitlines() if line.startswith(("| digits", "| synthetic"))]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [
+        (data, way) for data in ("digits (params.yaml)", "synthetic 2,000 x 28x28") for way in data_path.WAYS]
+    assert all(float(r[4].replace(",", "")) > 0 and float(r[7]) > 0 for r in rows)
