@@ -177,8 +177,8 @@ def stream_splits(data_dir: Path, with_test: bool = False) -> StreamedSplits:
     with warnings.catch_warnings():
         # Ray 2.60 deprecates ray_remote_args for named parameters, but has no named scheduling strategy.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
-        dataset = ray.data.read_parquet(str(path.resolve()), columns=["image"],
-                                        ray_remote_args={"scheduling_strategy": here})
+        dataset = ray.data.read_parquet(str(path.resolve()), ray_remote_args={"scheduling_strategy": here})
+    dataset = dataset.select_columns(["image"])  # Ray Data pushes the projection into the read
     return StreamedSplits(dataset=dataset, unlabeled_total=rows, meta=meta, **put_whole(data_dir, with_test))
 
 
