@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.sweep.curve import CurveOutputs, curve, summary
 
 OUTPUTS = CurveOutputs(csv=Path("plots/label_curve.csv"), png=Path("plots/label_curve.png"))
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     P.load_config(args.params, ("data", "model", "train"))
     root = P.project_root()
     start = time.time()
-    rows = curve(params, OUTPUTS, root / "data" / "curve", P.tracking_uri(root), P.artifact_root(root), P.cluster(root),
+    rows = curve(params, OUTPUTS, root / "data" / "curve", T.tracking_uri(root), T.artifact_root(root), P.cluster(root),
                  name=args.name, resume=args.resume)
     print(f"[ssgan] label curve: {len(rows)} runs in {time.time() - start:.0f} s -> {OUTPUTS.csv}, {OUTPUTS.png}")
     for s in summary(rows):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.quality.evaluate import EvaluateOutputs, evaluate
 from ssgan.quality.measures import QUALITY_METRICS
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
         from ssgan.quality.inception import resolve_weights
 
         weights = resolve_weights(cfg.quality.inception_weights, Path(P.data_config(args.params).cache_dir))
-    results = evaluate(cfg.evaluate, args.model, args.data, OUTPUTS, P.tracking_uri(P.project_root()),
+    results = evaluate(cfg.evaluate, args.model, args.data, OUTPUTS, T.tracking_uri(P.project_root()),
                        cfg.quality, reference, weights)
     where = f" and MLflow run {results['run_id']}" if results["run_id"] else ""
     quality = "".join(f"{k} {results[k]:.4f}; " for k in QUALITY_METRICS if k in results)

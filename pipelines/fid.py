@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.quality import measures as Q
 from ssgan.data.catalog import DataSourceError
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
 
         def features(images):
             return inception_features(inception, images, args.batch_size, args.device)
-    P.use_project_store(args.a, args.b)
+    T.use_project_store(args.a, args.b)
     sets = [load_image_set(s, args.n, target, args.seed) for s in (args.a, args.b)]
     for source, images in zip((args.a, args.b), sets):
         if len(images) < 2:  # a covariance needs two samples

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.util.fileio import atomic_write, csv_bytes
 
 EXPECTS = ("Images are read as the training images were stored: 8-bit pixels (0..255; 16-bit by their full range, "
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> None:
     from ssgan.data.inputs import iter_images
     from ssgan.tracking.serving import load_classifier
 
-    P.use_project_store(args.model)
+    T.use_project_store(args.model)
     model = load_classifier(args.model)
     reference = training_reference(_training_source(args.model), model.image_shape, args.data)
     skipped: list[str] | None = [] if args.skip_bad else None

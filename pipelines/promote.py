@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.tracking.record import PipelineOutputs, record
 from ssgan.util.fileio import atomic_write, json_bytes
 from ssgan.tracking.promote import promote
@@ -36,9 +37,9 @@ def run(args: argparse.Namespace) -> None:
     if not args.model.exists():
         raise FileNotFoundError(f"{args.model}: no model file; run `dvc repro` (or `ssgan train`) first")
     root = P.project_root()
-    uri = P.tracking_uri(root)
+    uri = T.tracking_uri(root)
     if args.model == Path("models/model.pt"):  # the pipeline's own outputs, which DVC may have restored, not trained
-        recorded = record(PIPELINE_OUTPUTS, args.data, uri, P.artifact_root(root), P.git_lineage(root))
+        recorded = record(PIPELINE_OUTPUTS, args.data, uri, T.artifact_root(root), P.git_lineage(root))
         if recorded is not None:
             print(f"[ssgan] the MLflow store had no run for {args.model}: recorded MLflow run {recorded.run_id} from "
                   f"the committed outputs (params, epochs, test metrics, figures, registered models)")

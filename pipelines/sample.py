@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.data.catalog import DataSourceError
 from ssgan.util.fileio import atomic_write
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1 image")
-    P.use_project_store(args.model)
+    T.use_project_store(args.model)
     g = load_generator(args.model)
     if args.label is not None and not g.num_classes:
         raise DataSourceError(f"--class {args.label}: {args.model} is an unconditional generator; leave --class out "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.active.suggest import SCORES, rank_unlabeled, unlabeled_rows
 from ssgan.data.catalog import DataSourceError
 from ssgan.util.fileio import atomic_write_many
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise DataSourceError(f"--n {args.n}: need at least 1")
-    P.use_project_store(args.model)
+    T.use_project_store(args.model)
     model = load_classifier(args.model)
     images, row_ids = unlabeled_rows(args.data)
     if tuple(images.shape[1:]) != model.image_shape:

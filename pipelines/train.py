@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.driver import launch
 
 OUTPUTS = launch.TrainOutputs(model=Path("models/model.pt"), history=Path("plots/train.csv"),
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     cfg = P.load_config(args.params, ("data", "model", "train", "quality"))
     root = P.project_root()
-    result = launch.train(cfg, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root),
+    result = launch.train(cfg, args.data, OUTPUTS, T.tracking_uri(root), T.artifact_root(root), P.cluster(root),
                           restart=args.restart, reference=args.reference, lineage=P.git_lineage(root),
                           code=P.train_code_digest(root))
     print(f"[ssgan] trained ({cfg.train.mode}): best val_accuracy {result['val_accuracy']:.4f} at epoch "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines import params as P
+from pipelines import tracking as T
 from ssgan.sweep import tune as sweep
 
 OUTPUTS = sweep.SweepOutputs(best=Path("tune/best.yaml"), trials=Path("tune/trials.csv"))
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     params = P.load_params(args.params)
     P.load_config(args.params, ("data", "model", "train"))  # the same checks, and messages, as `ssgan train`
     root = P.project_root()
-    sweep.sweep(params, args.data, OUTPUTS, P.tracking_uri(root), P.artifact_root(root), P.cluster(root),
+    sweep.sweep(params, args.data, OUTPUTS, T.tracking_uri(root), T.artifact_root(root), P.cluster(root),
                 name=args.name, resume=args.resume)
 
 
