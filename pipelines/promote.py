@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{args.model}: no model file; run `dvc repro` (or `ssgan train`) first")
     root = P.project_root()
     uri = T.tracking_uri(root)
-    if args.model == Path("models/model.pt"):  # the pipeline's own outputs, which DVC may have restored, not trained
+    if args.model == PIPELINE_OUTPUTS.model:  # the pipeline's own outputs, which DVC may have restored, not trained
         recorded = record(PIPELINE_OUTPUTS, args.data, uri, T.artifact_root(root), P.git_lineage(root))
         if recorded is not None:
             print(f"[ssgan] the MLflow store had no run for {args.model}: recorded MLflow run {recorded.run_id} from "

@@ -32,6 +32,28 @@ USER_SOURCES = ("idx", "image_folder", "parquet")
 
 
 @dataclass(frozen=True)
+class ViewSpec:
+    """D's label-preserving views of an image (train.augment): the weak view flips (where that keeps the
+    class) and translates; the strong view also cuts out a square of up to `cutout` pixels a side."""
+    flip: bool = False
+    translate: int = 0  # pixels, each image its own random offset in [-translate, translate]^2
+    cutout: int = 0  # pixels: the largest side of the strong view's zeroed square (0: none)
+
+
+# What each built-in source declares. A mirrored digit or house number can be another class (2/5, 3/E):
+# those never flip. 8x8 digits get D's noise only: a pixel is an eighth of the image. User sources
+# (idx, image_folder, parquet) declare nothing; train.augment_* state theirs.
+SOURCE_VIEWS: dict[str, ViewSpec] = {
+    "digits": ViewSpec(),
+    "mnist": ViewSpec(flip=False, translate=2, cutout=14),
+    "fashion_mnist": ViewSpec(flip=True, translate=2, cutout=14),
+    "cifar10": ViewSpec(flip=True, translate=2, cutout=16),
+    "svhn": ViewSpec(flip=False, translate=2, cutout=16),
+}
+FLIP_CHANGES_CLASS = ("digits", "mnist", "svhn")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: DataSource = "digits"
     path: str | None = None  # idx: a directory; image_folder: a directory; parquet: a file
@@ -118,6 +140,24 @@ class TrainConfig:
     vat_weight: float = 0.0  # KL between D's class distribution at x and at x + r_adv
     vat_epsilon: float = 1.0  # the L2 norm of r_adv per image (images in [0, 1])
     entropy_weight: float = 0.0  # conditional entropy of D's class distribution on unlabeled images
+    # Where the consistency target comes from: student, a second noisy pass of D itself (the Pi-model,
+    # gradients through both); teacher, D's EMA (needs ema_decay > 0) on the weak view, no gradient
+    # (Mean Teacher). The pseudo-labels come from the same network.
+    consistency_target: Literal["student", "teacher"] = "student"
+    consistency_rampup: int = 0  # epochs over which the consistency weight ramps up as exp(-5 (1 - t)^2)
+    # Confident pseudo-labels (FixMatch): the target network's class on the weak view is a cross-entropy
+    # target for the student's view when its probability is >= the threshold; weight 0 is off.
+    pseudo_label_weight: float = 0.0
+    pseudo_label_threshold: float = 0.95
+    # Label-preserving views (ssgan.config.SOURCE_VIEWS): labeled images and the targets' input get the
+    # weak view, the student's view the strong one. augment_*: null takes the source's declaration.
+    augment: bool = False
+    augment_flip: bool | None = None
+    augment_translate: int | None = None
+    augment_cutout: int | None = None
+    # The port's rule (Sleepychord/ImprovedGAN-pytorch): a second G step whenever G's loss exceeds this
+    # (null: never). Its rank mean decides, so every DDP rank takes the same steps.
+    second_g_step_above: float | None = None
     num_workers: int = 2
     use_gpu: bool = False
     seed: int = 0
@@ -154,6 +194,19 @@ class TrainConfig:
             require(getattr(self, key) >= 0, f"{s}.{key}", "a number >= 0 (0: off)", getattr(self, key))
         require(0 <= self.consistency_shift <= 8, f"{s}.consistency_shift", "an integer in [0, 8]", self.consistency_shift)
         require(self.vat_epsilon > 0, f"{s}.vat_epsilon", "a number > 0", self.vat_epsilon)
+        require(self.consistency_target == "student" or self.ema_decay > 0, f"{s}.consistency_target",
+                "student with ema_decay: 0 (the teacher is D's EMA)", self.consistency_target)
+        require(self.consistency_rampup >= 0, f"{s}.consistency_rampup", "an integer >= 0 (epochs; 0: none)", self.consistency_rampup)
+        require(self.pseudo_label_weight >= 0, f"{s}.pseudo_label_weight", "a number >= 0 (0: off)", self.pseudo_label_weight)
+        require(0 < self.pseudo_label_threshold <= 1, f"{s}.pseudo_label_threshold", "a number in (0, 1]", self.pseudo_label_threshold)
+        require(self.augment_translate is None or 0 <= self.augment_translate <= 8, f"{s}.augment_translate",
+                "null or an integer in [0, 8]", self.augment_translate)
+        require(self.augment_cutout is None or 0 <= self.augment_cutout <= 64, f"{s}.augment_cutout",
+                "null or an integer in [0, 64]", self.augment_cutout)
+        require(not (self.augment and self.consistency_shift), f"{s}.consistency_shift",
+                "0 with augment: true (augment_translate moves the views)", self.consistency_shift)
+        require(self.second_g_step_above is None or self.second_g_step_above >= 0, f"{s}.second_g_step_above",
+                "null or a number >= 0", self.second_g_step_above)
         require(self.num_workers >= 1, f"{s}.num_workers", "an integer >= 1", self.num_workers)
         require(self.seed >= 0, f"{s}.seed", "an integer >= 0", self.seed)
         require(1 <= self.sample_rows <= 32, f"{s}.sample_rows", "an integer in [1, 32]", self.sample_rows)
@@ -216,6 +269,20 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+
+
+def views_for(source: str, train: TrainConfig) -> ViewSpec:
+    """The views D trains with: the source's declaration, each part overridden by a non-null
+    train.augment_*; no views at all without train.augment. A flip that can change the class is refused."""
+    if not train.augment:
+        return ViewSpec()
+    declared = SOURCE_VIEWS.get(source, ViewSpec())
+    spec = ViewSpec(*(declared_value if override is None else override for declared_value, override in
+                      ((declared.flip, train.augment_flip), (declared.translate, train.augment_translate),
+                       (declared.cutout, train.augment_cutout))))
+    require(not (spec.flip and source in FLIP_CHANGES_CLASS), "train.augment_flip",
+            f"false or null for data.source {source} (a mirrored {source} image can be another class)", spec.flip)
+    return spec
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
@@ -292,7 +359,10 @@ def from_mapping(params: Mapping[str, Any], sections: tuple[str, ...] = tuple(SE
         if value is not None and not isinstance(value, Mapping):
             raise ConfigError(f"{name}: expected a mapping of keys, got {type(value).__name__}")
         parsed[name] = section_from_mapping(SECTIONS[name], value, name)
-    return Config(**parsed)
+    config = Config(**parsed)
+    if "data" in sections and "train" in sections:
+        views_for(config.data.source, config.train)
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -13,6 +13,14 @@ LOSS_GEN = "loss_gen"
 LOSS_CONS = "loss_cons"
 LOSS_VAT = "loss_vat"
 LOSS_ENT = "loss_ent"
+LOSS_PSEUDO = "loss_pseudo"  # cross-entropy to confident pseudo-labels, over the whole unlabeled batch
+# Share of the unlabeled batch whose pseudo-label reaches train.pseudo_label_threshold (mean over the epoch).
+PSEUDO_LABEL_SHARE = "pseudo_label_share"
+# The same on the val images (the target network, clean), and how often those confident labels are right.
+PSEUDO_LABEL_SHARE_VAL = "pseudo_label_share_val"
+PSEUDO_LABEL_ACCURACY_VAL = "pseudo_label_accuracy_val"
+# Share of steps that took the second G step of train.second_g_step_above.
+SECOND_G_STEP_SHARE = "second_g_step_share"
 VAL_ACCURACY = "val_accuracy"
 VAL_ERROR = "val_error"
 # Final metrics of the model selected on val, written by the evaluate stage.
@@ -28,7 +36,8 @@ def test_accuracy_class(index: int) -> str:
     return f"{TEST_ACCURACY_CLASS}_{index}"
 
 
-EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, LOSS_CONS, LOSS_VAT, LOSS_ENT, VAL_ACCURACY, VAL_ERROR)  # those reported
+EPOCH_METRICS = (LOSS_SUP, LOSS_UNL, LOSS_GEN, LOSS_CONS, LOSS_VAT, LOSS_ENT, LOSS_PSEUDO, PSEUDO_LABEL_SHARE,
+                 PSEUDO_LABEL_SHARE_VAL, PSEUDO_LABEL_ACCURACY_VAL, SECOND_G_STEP_SHARE, VAL_ACCURACY, VAL_ERROR)  # those reported
 
 
 def to_device(array: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -55,6 +64,30 @@ def predict(classifier: nn.Module, images: np.ndarray, batch_size: int = 1000, d
         preds.append(logits.argmax(dim=1).cpu().numpy())
     classifier.train(was_training)
     return np.concatenate(preds) if preds else np.empty(0, np.int64)
+
+
+@torch.no_grad()
+def probabilities(classifier: nn.Module, images: np.ndarray, batch_size: int = 1000,
+                  device: torch.device | str = "cpu") -> np.ndarray:
+    """Class probabilities (N, K) in eval mode (no noise); restores the module's previous mode."""
+    was_training = classifier.training
+    classifier.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        logits, _ = classifier(to_tensor(images[start:start + batch_size], device))
+        out.append(torch.softmax(logits, dim=1).cpu().numpy())
+    classifier.train(was_training)
+    return np.concatenate(out)
+
+
+def confident_label_stats(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """The share of images whose top class probability is >= threshold and, when there are any, how
+    often that class is the true one (what pseudo-labels at this threshold would be worth)."""
+    confident = probs.max(axis=1) >= threshold
+    stats = {PSEUDO_LABEL_SHARE_VAL: float(confident.mean())}
+    if confident.any():
+        stats[PSEUDO_LABEL_ACCURACY_VAL] = float((probs[confident].argmax(axis=1) == labels[confident]).mean())
+    return stats
 
 
 def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:

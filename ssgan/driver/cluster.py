@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -237,7 +238,8 @@ def _check_storage_uri(storage: str) -> None:
     try:
         filesystem, root = fs.FileSystem.from_uri(storage)
         filesystem.create_dir(root, recursive=True)
-        probe = f"{root.rstrip('/')}/.ssgan-write-check"
+        # Named per process: two drivers checking the same storage at once must not delete each other's.
+        probe = f"{root.rstrip('/')}/.ssgan-write-check-{uuid.uuid4().hex}"
         with filesystem.open_output_stream(probe) as f:
             f.write(b"ssgan checks that it can write its run storage\n")
         filesystem.delete_file(probe)

@@ -65,7 +65,6 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
 
     tc = job.config.train
     connect(cluster)
-    check_resources(tc.num_workers, tc.use_gpu, tc.worker_resources())
     storage = storage_uri(cluster.storage_path)
     if isinstance(job.data, SplitFiles):
         job = dataclasses.replace(job, data=send_splits(Path(job.data.data_dir), tc.num_workers, tc.stream_unlabeled))
@@ -75,6 +74,7 @@ def fit(job: TrainJob, cluster: Cluster, name: str,
         # Ray Data's read tasks get only the CPUs Train does not reserve: a whole CPU per worker on a
         # node with as many CPUs as workers would leave them none, and ingest would wait forever.
         resources = {"CPU": STREAM_WORKER_CPU}
+    check_resources(tc.num_workers, tc.use_gpu, resources)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"job": job, "code": package_digest()},

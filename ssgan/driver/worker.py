@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import torch
 
 from ssgan.driver.cluster import ClusterError
+from ssgan.driver.nodes import SHIP_HINT
 from ssgan.training.loop import run_training
 from ssgan.util.code import package_digest, package_dir
 
@@ -62,7 +63,7 @@ def check_code(driver_digest: str) -> None:
 
         raise ClusterError(f"the ssgan code on node {ray.util.get_node_ip_address()} ({package_dir()}, digest {mine}) "
                            f"differs from the driver's (digest {driver_digest}): install the same ssgan on every node, "
-                           f"or set SSGAN_SHIP_CODE=1 so Ray ships the driver's")
+                           f"or {SHIP_HINT}")
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:

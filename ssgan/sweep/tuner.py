@@ -130,13 +130,13 @@ def run_tuner(run: TunerSpec) -> tracking.RunRef:
         raise SweepError(f"--resume: {name!r} has no MLflow parent run in {run.tracking_uri} (another MLFLOW_TRACKING_URI?); "
                          f"point MLFLOW_TRACKING_URI at the store that started it, or run `{command}` without --resume")
     connect(cluster, extra_cpus=1)
-    check_resources(tc.workers_per_trial, tc.use_gpu, trial_train_config(spec, {}).train.worker_resources())
+    base = trial_train_config(spec, {}).train  # what every trial shares: its placement and data path
+    check_resources(tc.workers_per_trial, tc.use_gpu, base.worker_resources())
     check_nodes(storage)
     # The trials run on any node: each gets its splits as object references, put once here.
     dirs = dict.fromkeys((spec.data_dir, *run.data_dirs))
-    stream = trial_train_config(spec, {}).train.stream_unlabeled
-    spec = dataclasses.replace(spec, shipped={d: send_splits(Path(d), spec.workers, stream, with_test=spec.evaluate_test)
-                                              for d in dirs})
+    spec = dataclasses.replace(spec, shipped={d: send_splits(Path(d), spec.workers, base.stream_unlabeled,
+                                                             with_test=spec.evaluate_test) for d in dirs})
     if run.resume:
         tracking.reopen_run(parent)
     else:

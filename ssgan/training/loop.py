@@ -18,10 +18,10 @@ from torch.optim.swa_utils import AveragedModel
 from ssgan.training import losses
 from ssgan.training.batches import SplitFiles, SplitSource, WorkerData, batch_stream
 from ssgan.training.checkpoint import load_training_state
-from ssgan.config import Config, TrainConfig
+from ssgan.config import Config, TrainConfig, views_for
 from ssgan.training.models import build_models, data_dependent_init
 from ssgan.training.rank0 import GeneratorProbe, Rank0Reporter
-from ssgan.training.step import Batch, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
+from ssgan.training.step import Batch, StepContext, StepOptions, ema_average_fn, ema_update, ssgan_step, supervised_step, unwrap
 from ssgan.training.unlabeled_terms import Terms
 
 
@@ -86,9 +86,11 @@ def build_ema(tc: TrainConfig, d: torch.nn.Module) -> AveragedModel | None:
     return AveragedModel(d, multi_avg_fn=ema_average_fn(tc.ema_decay, tc.ema_warmup)) if tc.ema_decay > 0 else None
 
 
-def terms_of(tc: TrainConfig) -> Terms:
-    """The step's view of the train.* term keys (the same names in both dataclasses)."""
-    return Terms(**{f.name: getattr(tc, f.name) for f in dataclasses.fields(Terms)})
+def terms_of(tc: TrainConfig, source: str) -> Terms:
+    """The step's view of the train.* term keys (the same names in both dataclasses), with the views
+    the data source allows."""
+    keys = [f.name for f in dataclasses.fields(Terms) if f.name != "views"]
+    return Terms(**{k: getattr(tc, k) for k in keys}, views=views_for(source, tc))
 
 
 def build_optimizers(tc: TrainConfig, d: torch.nn.Module, g: torch.nn.Module) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -155,7 +157,11 @@ def run_training(job: TrainJob, session: Session) -> None:
     total_steps = steps_per_epoch * tc.epochs
     base_lr = tc.lr * (world if tc.scale_lr else 1)
     step = state["step"] if state else 0
-    options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss, terms_of(tc))
+    options = StepOptions(tc.unsupervised_weight, cfg.model.generator_loss, terms_of(tc, data.meta.source),
+                          tc.second_g_step_above)
+    teacher = ema.module if ema is not None else None
+    # The network whose confident classes are the pseudo-labels: rank 0 also scores it on val.
+    labeler = (teacher if tc.consistency_target == "teacher" else unwrap(d)) if tc.pseudo_label_weight > 0 else None
     reporter = (Rank0Reporter(cfg, data.meta, job.data.val(), state, job.probe)
                 if rank == 0 else None)
     if reporter:
@@ -174,10 +180,11 @@ def run_training(job: TrainJob, session: Session) -> None:
                 for group in opt.param_groups:
                     group["lr"] = lr
             batch = next(batches)
+            context = StepContext(teacher, losses.sigmoid_rampup(step, tc.consistency_rampup * steps_per_epoch))
             if tc.mode == "supervised":
-                out = supervised_step(d, opt_d, batch, options.terms)
+                out = supervised_step(d, opt_d, batch, options.terms, context)
             else:
-                out = ssgan_step(d, g, opt_d, opt_g, batch, options)
+                out = ssgan_step(d, g, opt_d, opt_g, batch, options, context)
             if ema is not None:
                 ema_update(ema, unwrap(d))
             for k, v in out.items():
@@ -192,7 +199,7 @@ def run_training(job: TrainJob, session: Session) -> None:
                           "opt_d": opt_d.state_dict(), "opt_g": opt_g.state_dict(),
                           "ema": ema.state_dict() if ema is not None else None}
         classifier = ema.module if ema is not None else unwrap(d)
-        metrics, tmp = reporter.end_epoch(epoch, step, stats, classifier, unwrap(g), training_state)
+        metrics, tmp = reporter.end_epoch(epoch, step, stats, classifier, unwrap(g), training_state, labeler)
         if tmp is None:
             session.report(metrics, None)
             continue

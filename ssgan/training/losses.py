@@ -5,6 +5,8 @@ D(x) = p(real | x) = Z / (Z + 1) with Z = sum_k exp(l_k), i.e. logit(D(x)) = LSE
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -77,3 +79,24 @@ def l2_normalize(d: torch.Tensor) -> torch.Tensor:
     """Each example's perturbation scaled to unit L2 norm (over all its pixels)."""
     flat = d.flatten(1)
     return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(d)
+
+
+def confident_targets(target_logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-labels (argmax class) and their mask (1.0 where the class probability is >= threshold)."""
+    probs = F.softmax(target_logits.detach(), dim=1)
+    confidence, labels = probs.max(dim=1)
+    return labels, (confidence >= threshold).to(probs.dtype)
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """FixMatch's unlabeled loss: cross-entropy to the pseudo-labels where masked in, averaged over the
+    *whole* batch (not over the confident ones), so a batch with few confident images weighs little."""
+    return (F.cross_entropy(logits, labels, reduction="none") * mask).mean()
+
+
+def sigmoid_rampup(step: int, rampup_steps: int) -> float:
+    """exp(-5 (1 - t)^2) for t = step / rampup_steps clipped to [0, 1] (Laine & Aila; Mean Teacher); 1 without ramp."""
+    if rampup_steps <= 0:
+        return 1.0
+    t = min(1.0, max(0.0, step / rampup_steps))
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))

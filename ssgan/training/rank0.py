@@ -38,12 +38,17 @@ class Rank0Reporter:
         self.probe = probe if config.quality.every_epochs > 0 and config.train.mode == "ssgan" else None
 
     def end_epoch(self, epoch: int, step: int, stats: dict[str, float], d: nn.Module, g: nn.Module,
-                  training_state: dict[str, Any]) -> tuple[dict[str, float], tempfile.TemporaryDirectory | None]:
+                  training_state: dict[str, Any], labeler: nn.Module | None = None,
+                  ) -> tuple[dict[str, float], tempfile.TemporaryDirectory | None]:
         """The epoch's metrics (with `epoch` and `step`) and, on checkpoint epochs, a temp dir holding the
-        checkpoint (the caller reports, then cleans up)."""
+        checkpoint (the caller reports, then cleans up). `labeler`: the network that makes the
+        pseudo-labels, scored on val at train.pseudo_label_threshold."""
         preds = M.predict(d, self.val.images, device=next(d.parameters()).device)
         val_accuracy = M.accuracy(preds, self.val.labels)
         metrics = {**stats, M.VAL_ACCURACY: val_accuracy, M.VAL_ERROR: 1.0 - val_accuracy}
+        if labeler is not None:
+            probs = M.probabilities(labeler, self.val.images, device=next(labeler.parameters()).device)
+            metrics.update(M.confident_label_stats(probs, self.val.labels, self.config.train.pseudo_label_threshold))
         tc, every = self.config.train, self.config.quality.every_epochs
         if self.probe is not None and (epoch % every == 0 or epoch == tc.epochs):
             metrics[self.probe.name] = self.probe(g, self.val.images)
