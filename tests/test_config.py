@@ -75,6 +75,18 @@ def test_lists_become_tuples_and_ints_floats():
     ({"train": {"vat_epsilon": 0}}, "train.vat_epsilon: got 0.0; allowed: a number > 0"),
     ({"train": {"consistency_shift": 9}}, "train.consistency_shift: got 9; allowed: an integer in [0, 8]"),
     ({"train": {"pi_model_weight": 1}}, "train.pi_model_weight: unknown key; allowed keys: mode"),
+    ({"train": {"pseudo_label_threshold": 0}}, "train.pseudo_label_threshold: got 0.0; allowed: a number in (0, 1]"),
+    ({"train": {"pseudo_label_threshold": 1.5}}, "train.pseudo_label_threshold: got 1.5; allowed: a number in (0, 1]"),
+    ({"train": {"pseudo_label_weight": -1}}, "train.pseudo_label_weight: got -1.0; allowed: a number >= 0 (0: off)"),
+    ({"train": {"consistency_target": "mean_teacher"}}, "train.consistency_target: got 'mean_teacher'; allowed: student | teacher"),
+    ({"train": {"consistency_target": "teacher", "ema_decay": 0}}, "train.consistency_target: got 'teacher'; allowed: student with ema_decay: 0"),
+    ({"train": {"consistency_rampup": -1}}, "train.consistency_rampup: got -1; allowed: an integer >= 0"),
+    ({"train": {"augment_translate": 9}}, "train.augment_translate: got 9; allowed: null or an integer in [0, 8]"),
+    ({"train": {"augment_cutout": -1}}, "train.augment_cutout: got -1; allowed: null or an integer in [0, 64]"),
+    ({"train": {"augment": True, "consistency_shift": 1}}, "train.consistency_shift: got 1; allowed: 0 with augment: true"),
+    ({"train": {"second_g_step_above": -1}}, "train.second_g_step_above: got -1.0; allowed: null or a number >= 0"),
+    ({"train": {"augment": True, "augment_flip": True}}, "train.augment_flip: got True; allowed: false or null for data.source digits"),
+    ({"data": {"source": "mnist"}, "train": {"augment": True, "augment_flip": True}}, "for data.source mnist (a mirrored mnist image"),
 ])
 def test_bad_values_name_the_key(params, fragment):
     with pytest.raises(ConfigError) as err:

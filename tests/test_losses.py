@@ -85,3 +85,37 @@ def test_l2_normalize_gives_unit_norm_per_example():
     out = losses.l2_normalize(x)
     assert out.flatten(1).norm(dim=1).tolist() == pytest.approx([1.0, 1.0])
     assert out[0].flatten().tolist() == pytest.approx([0.6, 0.8])
+
+
+def test_pseudo_label_mask_at_the_threshold_hand_computed():
+    # Softmax of [log 9, 0] is [0.9, 0.1]; of [log 19, 0] is [0.95, 0.05]; of [0, log 3] is [0.25, 0.75].
+    target = torch.tensor([[math.log(9), 0.0], [math.log(19), 0.0], [0.0, math.log(3)]])
+    labels, mask = losses.confident_targets(target, 0.9)
+    assert labels.tolist() == [0, 0, 1] and mask.tolist() == [1.0, 1.0, 0.0]
+    _, mask = losses.confident_targets(target, 0.95 - 1e-6)
+    assert mask.tolist() == [0.0, 1.0, 0.0]
+    _, mask = losses.confident_targets(target, 0.5)
+    assert mask.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_masked_cross_entropy_averages_over_the_whole_batch():
+    # Student logits [0, 0]: CE = log 2 to either class. Two of four masked in: loss = 2 log 2 / 4.
+    student = torch.zeros(4, 2)
+    loss = losses.masked_cross_entropy(student, torch.tensor([0, 1, 0, 1]), torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    assert loss.item() == pytest.approx(math.log(2) / 2)
+    assert losses.masked_cross_entropy(student, torch.tensor([0, 1, 0, 1]), torch.zeros(4)).item() == 0.0
+
+
+def test_pseudo_labels_carry_no_gradient_to_the_target():
+    target = torch.tensor([[3.0, 0.0]], requires_grad=True)
+    student = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    labels, mask = losses.confident_targets(target, 0.5)
+    losses.masked_cross_entropy(student, labels, mask).backward()
+    assert target.grad is None and student.grad is not None
+
+
+def test_sigmoid_rampup_closed_form():
+    assert losses.sigmoid_rampup(0, 0) == 1.0 and losses.sigmoid_rampup(7, 0) == 1.0
+    assert losses.sigmoid_rampup(0, 100) == pytest.approx(math.exp(-5.0))
+    assert losses.sigmoid_rampup(50, 100) == pytest.approx(math.exp(-5.0 * 0.25))
+    assert losses.sigmoid_rampup(100, 100) == 1.0 and losses.sigmoid_rampup(250, 100) == 1.0

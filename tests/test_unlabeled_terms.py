@@ -8,7 +8,8 @@ from torch.optim.swa_utils import AveragedModel
 from ssgan.training import losses
 from ssgan.training.models import Generator, build_models
 from ssgan.training.step import Batch, StepOptions, discriminator_losses, ema_average_fn, ema_update, ssgan_step, supervised_step
-from ssgan.training.unlabeled_terms import Terms, random_translate, vat_perturbation, weighted_sum
+from ssgan.training.unlabeled_terms import Terms, vat_perturbation, weighted_sum
+from ssgan.training.views import random_translate
 
 ALL = Terms(consistency_weight=0.5, vat_weight=1.0, vat_epsilon=2.0, entropy_weight=0.1)
 
