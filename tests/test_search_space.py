@@ -90,3 +90,22 @@ def test_the_unlabeled_terms_are_searchable_and_their_bounds_checked():
     assert all(0.5 <= c.vat_epsilon <= 4.0 for c in configs)
     with pytest.raises(ConfigError, match="tune.space.train.vat_epsilon: uniform value 0.0 is refused"):
         check_space(TINY_PARAMS, parse_space({"train.vat_epsilon": {"uniform": [0.0, 1.0]}}))
+
+
+def test_teacher_pseudo_labels_and_views_are_searchable_and_checked_before_any_trial():
+    from ssgan.sweep.space import trial_config
+
+    space = parse_space({"train.consistency_target": {"choice": ["student", "teacher"]},
+                         "train.pseudo_label_threshold": {"uniform": [0.8, 0.99]},
+                         "train.pseudo_label_weight": {"choice": [0.0, 1.0]}})
+    check_space(TINY_PARAMS, space)
+    trials = sample_trials(space, 6, seed=0)
+    configs = [trial_config(TINY_PARAMS, t).train for t in trials]
+    assert {c.consistency_target for c in configs} <= {"student", "teacher"}
+    assert all(0.8 <= c.pseudo_label_threshold <= 0.99 for c in configs)
+    # A flip on the digits is refused by the same check a trial's config gets, before Ray starts.
+    with pytest.raises(ConfigError, match="train.augment_flip"):
+        check_space({**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "augment": True}},
+                    parse_space({"train.augment_flip": {"choice": [False, True]}}))
+    with pytest.raises(ConfigError, match="train.pseudo_label_threshold"):
+        check_space(TINY_PARAMS, parse_space({"train.pseudo_label_threshold": {"uniform": [0.5, 1.5]}}))
