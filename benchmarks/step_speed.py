@@ -70,7 +70,7 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
     import torch
 
     from ssgan.training.models import build_models, data_dependent_init
-    from ssgan.training.step import Batch, StepOptions, ema_update, ssgan_step, supervised_step
+    from ssgan.training.step import Batch, StepContext, StepOptions, ema_update, ssgan_step, supervised_step
     from ssgan.training.loop import build_ema, build_optimizers, terms_of
 
     tc, classes, n = config.train, 10, config.train.batch_size
@@ -85,15 +85,18 @@ def time_steps(config, mode: str, shape: tuple[int, int, int], device: str, step
     if "graph" in variant:
         for group in (*opt_d.param_groups, *opt_g.param_groups):
             group["capturable"] = True  # Adam keeps its step count on the GPU, so replays advance it
-    options = StepOptions(tc.unsupervised_weight, config.model.generator_loss, terms_of(tc))
+    options = StepOptions(tc.unsupervised_weight, config.model.generator_loss, terms_of(tc, config.data.source),
+                          tc.second_g_step_above)
+    # The teacher of consistency_target: teacher is the EMA, as in the training loop.
+    context = StepContext(ema.module if ema is not None else None)
     # The compiled modules share D's and G's parameters; EMA reads the plain D.
     d_run, g_run = (torch.compile(d), torch.compile(g)) if "compile" in variant else (d, g)
 
     def step() -> None:
         if mode == "supervised":
-            supervised_step(d_run, opt_d, batch, options.terms)
+            supervised_step(d_run, opt_d, batch, options.terms, context)
         else:
-            ssgan_step(d_run, g_run, opt_d, opt_g, batch, options)
+            ssgan_step(d_run, g_run, opt_d, opt_g, batch, options, context)
         if ema is not None:
             ema_update(ema, d)
 

@@ -58,6 +58,17 @@ def test_modes_report_their_losses(prepared_dir, tiny_config, mode):
     assert all(np.isfinite(v) for r in reports for v in r.values())
 
 
+@pytest.mark.parametrize("mode", ["ssgan", "supervised"])
+def test_teacher_and_pseudo_labels_report_their_metrics_and_stay_deterministic(prepared_dir, tiny_config, mode):
+    cfg = _with(tiny_config, mode=mode, consistency_target="teacher", pseudo_label_weight=1.0,
+                pseudo_label_threshold=0.15, consistency_rampup=1, augment=True, augment_translate=1, augment_cutout=3)
+    a, b = _train(cfg, prepared_dir).reports, _train(cfg, prepared_dir).reports
+    assert a == b  # views, teacher and pseudo-labels draw from the seeded per-epoch streams
+    new = {M.LOSS_PSEUDO, M.PSEUDO_LABEL_SHARE, M.PSEUDO_LABEL_SHARE_VAL}
+    assert new <= set(a[0]) and all(0 <= r[M.PSEUDO_LABEL_SHARE] <= 1 for r in a)
+    assert a != _train(_with(tiny_config, mode=mode), prepared_dir).reports
+
+
 def test_checkpoint_every_reports_state_only_on_those_epochs_and_the_last(prepared_dir, tiny_config):
     class Recording(LocalSession):
         def __init__(self):
