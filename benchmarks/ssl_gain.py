@@ -1,11 +1,14 @@
 """SSL gain: SSGAN vs the supervised-only baseline (same D, optimizer, noise, steps) over N seeds, each
-with and without D's unlabeled-data terms (consistency, VAT, entropy): up to four arms.
+with and without D's unlabeled-data terms (consistency, teacher targets, pseudo-labels, views, VAT,
+entropy): up to four arms.
 
     python benchmarks/ssl_gain.py --seeds 3 --set train.batch_size=200      # digits-50, params.yaml's model
     python benchmarks/ssl_gain.py --params benchmarks/params/fashion_mnist_100.yaml
     python benchmarks/ssl_gain.py --term train.consistency_weight=0.1 --arms ssgan+term,supervised+term
+    python benchmarks/ssl_gain.py --term train.consistency_target=teacher --term train.pseudo_label_weight=1 \
+        --term train.augment=true --arms ssgan+term,supervised+term      # Mean Teacher + FixMatch on D, with and without G
 
-The arms: `supervised` and `ssgan` run with every term weight set to 0 (the faithful recipe);
+The arms: `supervised` and `ssgan` run with every term weight set to 0 and train.augment off (the faithful recipe);
 `supervised+term` and `ssgan+term` run with the terms of the params file and `--term` overrides.
 The +term arms run only when some term is on. Same labels, net, optimizer and steps in every arm.
 
@@ -14,7 +17,7 @@ one worker, no Ray start-up), on the CPU or with `--device cuda` on a GPU, is se
 and scored on test. The seed sets both the labeled subset (data.seed) and the training randomness
 (train.seed); `--first-seed` extends an earlier study with new seeds. Each run prints one progress line
 per epoch to stderr; at the end comes a table: mean ± std test error and mean selected val error per
-arm, per-seed numbers, wall time and peak RSS per run, and the ratios between arms with a 95 %
+arm, per-seed numbers, the last epoch's test error beside the val-selected one, wall time and peak RSS per run, and the ratios between arms with a 95 %
 bootstrap interval over seeds (paired: every resample draws the same seeds for both arms).
 """
 from __future__ import annotations

@@ -78,11 +78,14 @@ def test_active_compares_each_rule_with_random_seed_by_seed(tmp_path, capfd):
 
 
 def test_ssl_gain_arms_zero_the_terms_only_in_the_faithful_arms():
-    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "vat_weight": 1.0, "consistency_weight": 0.1}}
+    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "vat_weight": 1.0, "consistency_weight": 0.1,
+                                       "pseudo_label_weight": 1.0, "augment": True}}
     faithful, with_term = ssl_gain.arm_params(params, "ssgan"), ssl_gain.arm_params(params, "supervised+term")
     assert faithful["train"]["mode"] == "ssgan" and faithful["train"]["vat_weight"] == 0.0
     assert faithful["train"]["consistency_weight"] == 0.0 and faithful["train"]["entropy_weight"] == 0.0
+    assert faithful["train"]["pseudo_label_weight"] == 0.0 and faithful["train"]["augment"] is False
     assert with_term["train"]["mode"] == "supervised" and with_term["train"]["vat_weight"] == 1.0
+    assert with_term["train"]["pseudo_label_weight"] == 1.0 and with_term["train"]["augment"] is True
     assert params["train"]["vat_weight"] == 1.0  # the base params are not mutated
 
 
