@@ -8,25 +8,16 @@ import torch
 
 from ssgan import metrics as M
 from ssgan.config import ViewSpec
-from ssgan.training import losses
-from ssgan.training.models import build_models
 from ssgan.training.step import Batch, StepContext, StepOptions, discriminator_losses, ssgan_step, supervised_step
 from ssgan.training.unlabeled_terms import Terms, target_logits, weighted_sum
+from tests.test_unlabeled_terms import d_and_batch
 
 TEACHER = Terms(consistency_weight=1.0, consistency_target="teacher")
 PSEUDO = Terms(pseudo_label_weight=1.0, pseudo_label_threshold=0.0)  # every image is "confident"
 
 
-def _setup(model_cfg, n=6, seed=0):
-    torch.manual_seed(seed)
-    d, g = build_models(model_cfg, (1, 8, 8), 10)
-    gen = torch.Generator().manual_seed(seed)
-    batch = Batch(torch.rand(n, 1, 8, 8, generator=gen), torch.arange(n) % 10, torch.rand(n, 1, 8, 8, generator=gen))
-    return d, g, batch
-
-
 def test_the_teacher_receives_no_gradient_and_sets_the_target(tiny_config):
-    d, _, batch = _setup(tiny_config.model)
+    d, _, batch = d_and_batch(tiny_config.model)
     teacher = copy.deepcopy(d)
     with torch.no_grad():
         for p in teacher.parameters():
@@ -44,7 +35,7 @@ def test_the_teacher_receives_no_gradient_and_sets_the_target(tiny_config):
 
 
 def test_teacher_target_is_the_clean_weak_view_prediction(tiny_config):
-    d, _, batch = _setup(tiny_config.model)
+    d, _, batch = d_and_batch(tiny_config.model)
     d.train()
     a = target_logits(d, batch.x_unlabeled, TEACHER)
     b = target_logits(d, batch.x_unlabeled, TEACHER)
@@ -52,14 +43,14 @@ def test_teacher_target_is_the_clean_weak_view_prediction(tiny_config):
 
 
 def test_teacher_target_without_a_teacher_is_an_error(tiny_config):
-    d, _, batch = _setup(tiny_config.model)
+    d, _, batch = d_and_batch(tiny_config.model)
     with pytest.raises(ValueError, match="train.ema_decay > 0"):
         discriminator_losses(d, batch, None, TEACHER, None)
 
 
 def test_pseudo_label_loss_is_the_ce_to_the_targets_confident_classes(tiny_config):
     quiet = dataclasses.replace(tiny_config.model, input_noise=0.0, hidden_noise=0.0)
-    d, _, batch = _setup(quiet)
+    d, _, batch = d_and_batch(quiet)
     out = discriminator_losses(d, batch, None, PSEUDO)
     with torch.no_grad():
         logits, _ = d(batch.x_unlabeled)  # no noise, no views: the student's view is the image itself
@@ -73,7 +64,7 @@ def test_pseudo_label_loss_is_the_ce_to_the_targets_confident_classes(tiny_confi
 def test_new_terms_run_in_both_modes_with_views(tiny_config):
     terms = Terms(consistency_weight=1.0, consistency_target="teacher", pseudo_label_weight=1.0,
                   pseudo_label_threshold=0.1, views=ViewSpec(flip=True, translate=1, cutout=3))
-    d, g, batch = _setup(tiny_config.model)
+    d, g, batch = d_and_batch(tiny_config.model)
     teacher = copy.deepcopy(d)
     opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=1e-3) for m in (d, g))
     out = supervised_step(d, opt_d, batch, terms, StepContext(teacher, 0.5))
@@ -91,7 +82,7 @@ def test_ramp_scales_only_the_consistency_weight():
 
 @pytest.mark.parametrize("above, g_steps", [(0.0, 2), (1e9, 1)])
 def test_second_g_step_when_g_loss_exceeds_the_threshold(tiny_config, above, g_steps):
-    d, g, batch = _setup(tiny_config.model)
+    d, g, batch = d_and_batch(tiny_config.model)
     opt_d, opt_g = (torch.optim.Adam(m.parameters(), lr=1e-3) for m in (d, g))
     out = ssgan_step(d, g, opt_d, opt_g, batch, StepOptions(second_g_step_above=above))
     step_counts = {int(s["step"]) for s in opt_g.state.values()}

@@ -14,7 +14,7 @@ from ssgan.training.views import random_translate
 ALL = Terms(consistency_weight=0.5, vat_weight=1.0, vat_epsilon=2.0, entropy_weight=0.1)
 
 
-def _d_and_batch(model_cfg, n=6, seed=0):
+def d_and_batch(model_cfg, n=6, seed=0):
     torch.manual_seed(seed)
     d, g = build_models(model_cfg, (1, 8, 8), 10)
     gen = torch.Generator().manual_seed(seed)
@@ -24,16 +24,16 @@ def _d_and_batch(model_cfg, n=6, seed=0):
 
 def test_consistency_is_zero_without_noise_or_translation_and_positive_with_noise(tiny_config):
     quiet = dataclasses.replace(tiny_config.model, input_noise=0.0, hidden_noise=0.0)
-    d, _, batch = _d_and_batch(quiet)
+    d, _, batch = d_and_batch(quiet)
     assert discriminator_losses(d, batch, None, Terms(consistency_weight=1.0))["loss_cons"].item() == 0.0
     shifted = discriminator_losses(d, batch, None, Terms(consistency_weight=1.0, consistency_shift=1))["loss_cons"]
     assert shifted.item() > 0
-    d, _, batch = _d_and_batch(tiny_config.model)  # D's Gaussian noise: two independent draws
+    d, _, batch = d_and_batch(tiny_config.model)  # D's Gaussian noise: two independent draws
     assert discriminator_losses(d, batch, None, Terms(consistency_weight=1.0))["loss_cons"].item() > 0
 
 
 def test_vat_perturbation_has_norm_epsilon_and_leaves_d_alone(tiny_config):
-    d, _, batch = _d_and_batch(tiny_config.model)
+    d, _, batch = d_and_batch(tiny_config.model)
     d.train()
     r = vat_perturbation(d, batch.x_unlabeled, epsilon=2.5)
     assert r.shape == batch.x_unlabeled.shape
@@ -43,7 +43,7 @@ def test_vat_perturbation_has_norm_epsilon_and_leaves_d_alone(tiny_config):
 
 def test_vat_direction_raises_the_kl_more_than_a_random_one(tiny_config):
     quiet = dataclasses.replace(tiny_config.model, input_noise=0.0, hidden_noise=0.0)
-    d, _, batch = _d_and_batch(quiet, n=32)
+    d, _, batch = d_and_batch(quiet, n=32)
     with torch.no_grad():  # sharpen D so the KL has curvature to find
         d.head.parametrizations.weight.original0.mul_(20)
     x = batch.x_unlabeled
@@ -67,7 +67,7 @@ def test_random_translate_moves_each_image_within_the_range():
 
 
 def test_each_active_term_is_reported_and_weighted(tiny_config):
-    d, g, batch = _d_and_batch(tiny_config.model)
+    d, g, batch = d_and_batch(tiny_config.model)
     out = discriminator_losses(d, batch, g(g.sample_latent(6)).detach(), ALL)
     assert set(out) == {"loss_sup", "loss_unl", "loss_cons", "loss_vat", "loss_ent"}
     expected = 0.5 * out["loss_cons"] + 1.0 * out["loss_vat"] + 0.1 * out["loss_ent"]
@@ -76,7 +76,7 @@ def test_each_active_term_is_reported_and_weighted(tiny_config):
 
 
 def test_supervised_arm_with_terms_trains_d_and_never_calls_g(tiny_config, monkeypatch):
-    d, _, batch = _d_and_batch(tiny_config.model)
+    d, _, batch = d_and_batch(tiny_config.model)
     opt = torch.optim.Adam(d.parameters(), lr=1e-3)
     monkeypatch.setattr(Generator, "forward", lambda *a, **k: pytest.fail("the supervised arm called G"))
     before = [p.detach().clone() for p in d.parameters()]
@@ -88,7 +88,7 @@ def test_supervised_arm_with_terms_trains_d_and_never_calls_g(tiny_config, monke
 def test_ssgan_step_with_terms_differs_from_without(tiny_config):
     results = []
     for terms in (Terms(), ALL):
-        d, g, batch = _d_and_batch(tiny_config.model, seed=3)
+        d, g, batch = d_and_batch(tiny_config.model, seed=3)
         opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (d, g)]
         out = ssgan_step(d, g, *opts, batch, StepOptions(terms=terms))
         assert all(torch.isfinite(v) for v in out.values())
