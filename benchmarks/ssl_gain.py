@@ -74,8 +74,10 @@ def _one_run(params: dict, data_dir: str, device: str = "cpu", arm: str = "") ->
 
         def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
             super().report(metrics, checkpoint_dir)
+            pseudo = "".join(f" {k} {metrics[k]:.3f}" for k in (M.PSEUDO_LABEL_SHARE, M.PSEUDO_LABEL_ACCURACY_VAL)
+                             if k in metrics)
             print(f"{_run_label(cfg.train.seed, arm or cfg.train.mode)} epoch {len(self.reports)}/{cfg.train.epochs} "
-                  f"{M.VAL_ERROR} {metrics[M.VAL_ERROR]:.4f} ({time.perf_counter() - start:.0f} s)",
+                  f"{M.VAL_ERROR} {metrics[M.VAL_ERROR]:.4f}{pseudo} ({time.perf_counter() - start:.0f} s)",
                   file=sys.stderr, flush=True)
 
     torch.set_num_threads(1)
